@@ -1,0 +1,65 @@
+"""Task registry: ``task.kind`` in a sweep file -> where its config and implementation live.
+
+Entries are import paths, not classes, so looking a task up (``orchestrate validate``)
+imports only its pydantic config module, never torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.tasks.base import LossConfig, LossOutput, Task, TaskConfig
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: ``module:attribute`` paths plus the names it reports."""
+
+    config: str
+    loss: str
+    impl: str
+    prepare: str
+    val_metrics: tuple[str, ...]
+    components: tuple[str, ...]
+
+    def config_model(self) -> type[TaskConfig]:
+        return _load(self.config)  # type: ignore[no-any-return]
+
+    def loss_model(self) -> type[LossConfig]:
+        return _load(self.loss)  # type: ignore[no-any-return]
+
+    def task_class(self) -> type[Task]:
+        return _load(self.impl)  # type: ignore[no-any-return]
+
+    def prepare_data(self) -> Any:
+        return _load(self.prepare)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "rtdetr": TaskSpec(
+        config="orchestrator.tasks.rtdetr.config:RTDetrTaskConfig",
+        loss="orchestrator.tasks.rtdetr.config:RTDetrLossConfig",
+        impl="orchestrator.tasks.rtdetr.task:RTDetrTask",
+        prepare="orchestrator.tasks.rtdetr.config:prepare_data",
+        val_metrics=("val/map", "val/map_50", "val/loss_raw"),
+        components=("cls", "bbox", "giou"),
+    ),
+}
+
+
+def get_task(kind: str) -> TaskSpec:
+    """The registered task ``kind``; KeyError lists the known names."""
+    try:
+        return TASKS[kind]
+    except KeyError:
+        raise KeyError(f"unknown task kind {kind!r}; known: {sorted(TASKS)}") from None
+
+
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+__all__ = ["TASKS", "LossConfig", "LossOutput", "Task", "TaskConfig", "TaskSpec", "get_task"]

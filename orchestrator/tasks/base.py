@@ -1,0 +1,94 @@
+"""The Task extension point: what a trial needs to know about a model family.
+
+A task owns its model, data, criterion and evaluation; the training loop
+(:mod:`orchestrator.training`) owns optimisation, accumulation and reporting.
+Task *config* models live in torch-free modules so ``orchestrate validate`` stays fast;
+the task *implementation* is imported only inside a trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+
+class TaskConfig(StrictModel):
+    """Common part of every ``task:`` section; each task subclasses it."""
+
+    kind: str
+
+
+class LossConfig(StrictModel):
+    """Common part of every ``loss:`` section; each task subclasses it."""
+
+
+@dataclass
+class LossOutput:
+    """One criterion evaluation.
+
+    ``total`` is the differentiable weighted sum that is back-propagated;
+    ``raw`` holds each component unweighted and ``weighted`` each component times its
+    weight (both detached), keyed by component name (``cls``, ``bbox``, ``giou`` ...).
+    """
+
+    total: torch.Tensor
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)
+    weighted: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Task(Protocol):
+    """A model family that can be trained and evaluated by the trial loop.
+
+    Implementations are constructed in every training process as
+    ``TaskClass(config, loss, seed=seed, data_root=data_root)``.
+    """
+
+    #: validation metrics :meth:`evaluate` returns; objectives must be among these
+    #: (or the loop's ``train/*`` metrics).
+    val_metrics: ClassVar[tuple[str, ...]]
+    #: loss component names, used for ``train/loss_<name>`` and ``train/raw_<name>``.
+    components: ClassVar[tuple[str, ...]]
+
+    def build_model(self) -> torch.nn.Module:
+        """A freshly initialised (or locally loaded) model, seeded."""
+        ...
+
+    def datasets(self) -> tuple[Dataset[Any], Dataset[Any]]:
+        """The (train, val) datasets."""
+        ...
+
+    def collate(self, samples: list[Any]) -> Any:
+        """Turn a list of dataset items into one batch (tensors, or lists of tensors)."""
+        ...
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> LossOutput:
+        """Forward ``batch`` through ``model`` in training mode and apply the criterion."""
+        ...
+
+    def evaluate(self, model: torch.nn.Module, loader: DataLoader[Any]) -> dict[str, float]:
+        """Validation metrics (keys from :attr:`val_metrics`) on the whole ``loader``."""
+        ...
+
+
+class TaskEntry(Protocol):
+    """What the registry knows about a task without importing torch."""
+
+    config_model: type[TaskConfig]
+    loss_model: type[LossConfig]
+
+    def prepare_data(self, config: TaskConfig, data_root: Path) -> None:
+        """Write/check the task's data once per sweep, in the driver, before trials start."""
+        ...
