@@ -1,0 +1,197 @@
+"""Load a sweep file: YAML -> overrides -> pydantic -> cross-field checks.
+
+Every problem is reported as a :class:`~orchestrator.errors.ConfigError` naming the file,
+line, key path, rule and value; several problems are reported together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from orchestrator.config.models import SweepConfig
+from orchestrator.config.overrides import apply_overrides
+from orchestrator.config.yaml_source import KeyPath, Source, read_yaml
+from orchestrator.errors import ConfigError, ConfigErrors
+from orchestrator.tasks import TASKS, get_task
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """Read, override and validate the sweep file at ``path``.
+
+    Raises :class:`ConfigErrors` (one or more :class:`ConfigError`) on any problem.
+    Imports neither torch, Ray nor MLflow.
+    """
+    source = read_yaml(path)
+    apply_overrides(source, overrides or [])
+    return validate_source(source)
+
+
+def validate_source(source: Source) -> SweepConfig:
+    """Validate already-parsed data; see :func:`load_sweep`."""
+    data = source.data
+    model = _model_for(data, source)
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigErrors(_convert(exc, source, model)) from None
+    from orchestrator.search_space.checks import check_sweep
+
+    errors = check_sweep(config, source)
+    if errors:
+        raise ConfigErrors(errors)
+    return config
+
+
+def _model_for(data: dict[str, Any], source: Source) -> type[SweepConfig]:
+    task = data.get("task")
+    if not isinstance(task, dict):
+        file, line = source.where(("task",))
+        rule = "required section is missing" if task is None else "must be a mapping"
+        raise ConfigErrors(
+            [ConfigError(rule, file=file, line=line, key="task", value=task, has_value=True)]
+        )
+    kind = task.get("kind")
+    if kind not in TASKS:
+        file, line = source.where(("task", "kind"))
+        raise ConfigErrors(
+            [
+                ConfigError(
+                    f"unknown task kind; known: {', '.join(sorted(TASKS))}",
+                    file=file,
+                    line=line,
+                    key="task.kind",
+                    value=kind,
+                    has_value=True,
+                )
+            ]
+        )
+    return _typed_model(kind)
+
+
+@functools.cache
+def _typed_model(kind: str) -> type[SweepConfig]:
+    """SweepConfig with ``task`` and ``loss`` typed by the task's own config models."""
+    spec = get_task(kind)
+    loss_model = spec.loss_model()
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"SweepConfig_{kind}",
+        __base__=SweepConfig,
+        task=(spec.config_model(), ...),
+        loss=(loss_model, loss_model()),
+    )
+
+
+def _convert(exc: ValidationError, source: Source, model: type[BaseModel]) -> list[ConfigError]:
+    out: list[ConfigError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False):
+        path = _data_path(err["loc"], source.data)
+        key = _render(path)
+        rule = _rule(err, path, model)
+        if (key, rule) in seen:
+            continue
+        seen.add((key, rule))
+        file, line = source.where(path)
+        # our own validators already put the offending values into the rule text
+        has_value = err["type"] not in ("missing", "extra_forbidden") and ", got " not in rule
+        out.append(
+            ConfigError(rule, file=file, line=line, key=key, value=err.get("input"),
+                        has_value=has_value)
+        )
+    return out
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> KeyPath:
+    """Drop the union-member / discriminator names pydantic adds to ``loc``."""
+    path: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and str(part) in node:
+            path.append(str(part))
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(f"[{part}]")
+            node = node[part]
+        elif isinstance(part, str) and not _looks_like_member(part):
+            path.append(part)  # a missing or unknown key: name it
+            node = None
+    return tuple(path)
+
+
+def _looks_like_member(part: str) -> bool:
+    # pydantic names union members like 'Objective', 'list[Objective]', 'tagged-union[...]'
+    # or by their discriminator value; none of those is a key in the user's data.
+    return part[:1].isupper() or "[" in part or part in {"asha", "median", "none", "tpe",
+                                                         "random", "synthetic", "coco"}
+
+
+def _render(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += part if part.startswith("[") or not out else "." + part
+    return out
+
+
+def _rule(err: Any, path: KeyPath, model: type[BaseModel]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(model, path[:-1])
+        close = difflib.get_close_matches(path[-1], known, n=1) if known else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listing = f"; allowed: {', '.join(sorted(known))}" if known else ""
+        return f"unknown key{hint}{listing}"
+    if kind == "missing":
+        return "required key is missing"
+    msg: str = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def _known_keys(model: type[BaseModel], path: KeyPath) -> list[str]:
+    """Field names (by alias) allowed at ``path`` inside ``model``; [] when unknown."""
+    current: Any = model
+    for part in path:
+        if part.startswith("["):
+            continue
+        fields = _fields(current)
+        if part in fields:
+            current = fields[part]
+        elif _is_dict_of_models(current):
+            current = _is_dict_of_models(current)
+        else:
+            return []
+    fields = _fields(current)
+    return list(fields)
+
+
+def _fields(tp: Any) -> dict[str, Any]:
+    models = _models_in(tp)
+    out: dict[str, Any] = {}
+    for m in models:
+        for name, info in m.model_fields.items():
+            out[info.alias or name] = info.annotation
+    return out
+
+
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, typing.Annotated, list):
+        return [m for arg in typing.get_args(tp) for m in _models_in(arg)]
+    return []
+
+
+def _is_dict_of_models(tp: Any) -> Any:
+    for candidate in [tp, *typing.get_args(tp)]:
+        if typing.get_origin(candidate) is dict:
+            value = typing.get_args(candidate)[1]
+            if _models_in(value):
+                return value
+    return None

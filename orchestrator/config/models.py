@@ -1,0 +1,282 @@
+"""Pydantic models of the sweep file. Every model forbids unknown keys.
+
+Section overview (see ``docs/sweep-file.md`` for every key):
+``name, task, loss, optim, batch, train`` describe one trial; ``space`` says which of those
+values are searched; ``objective, resources, backend, sweep, stopping, tracking`` describe the
+sweep around the trials.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+
+#: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
+SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train")
+
+Scalar = str | int | float | bool | None
+
+
+class ParamSpec(StrictModel):
+    """One searched parameter: exactly one of ``float``, ``int`` or ``choice``."""
+
+    float_: tuple[float, float] | None = Field(None, alias="float")
+    int_: tuple[int, int] | None = Field(None, alias="int")
+    choice: list[Scalar] | None = None
+    log: bool = False
+    step: float | None = None
+    #: present only when every named parameter took one of the listed values
+    when: dict[str, list[Scalar]] | None = None
+
+    model_config = StrictModel.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        given = [k for k in ("float", "int", "choice") if self.bounds_or_choice(k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of 'float: [low, high]', 'int: [low, high]' or "
+                f"'choice: [...]', got {given or 'none'}"
+            )
+        if self.choice is not None:
+            if not self.choice:
+                raise ValueError("choice must list at least one value, got []")
+            if len({repr(c) for c in self.choice}) != len(self.choice):
+                raise ValueError(f"choice values must be unique, got {self.choice}")
+            if self.log or self.step is not None:
+                raise ValueError("log and step apply to float/int ranges, not to choice")
+            return self
+        low, high = self.bounds
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"bounds must be finite, got low={low} high={high}")
+        if not low < high:
+            raise ValueError(f"low must be < high, got low={low} high={high}")
+        if self.log and low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={low}")
+        if self.step is not None:
+            if self.log:
+                raise ValueError("step and log cannot be combined (Optuna forbids it)")
+            if self.step <= 0:
+                raise ValueError(f"step must be > 0, got step={self.step}")
+            if self.int_ is not None and self.step != int(self.step):
+                raise ValueError(f"step of an int range must be a whole number, got {self.step}")
+        if self.when is not None:
+            for parent, values in self.when.items():
+                if not values:
+                    raise ValueError(f"when.{parent} must list at least one value, got []")
+        return self
+
+    def bounds_or_choice(self, kind: str) -> Any:
+        return {"float": self.float_, "int": self.int_, "choice": self.choice}[kind]
+
+    @property
+    def kind(self) -> Literal["float", "int", "choice"]:
+        if self.float_ is not None:
+            return "float"
+        if self.int_ is not None:
+            return "int"
+        return "choice"
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        pair = self.float_ if self.float_ is not None else self.int_
+        assert pair is not None, "bounds of a choice parameter"
+        return float(pair[0]), float(pair[1])
+
+    def example(self) -> Any:
+        """A representative value, used to check the key's path and type before sampling."""
+        if self.choice is not None:
+            return self.choice[0]
+        if self.int_ is not None:
+            return self.int_[0]
+        return self.bounds[0]
+
+
+class Objective(StrictModel):
+    """A metric to optimise, e.g. ``{metric: val/map, mode: max}``."""
+
+    metric: str = Field(min_length=1)
+    mode: Literal["max", "min"]
+
+
+class OptimConfig(StrictModel):
+    """Optimiser of every trial."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-4, gt=0, le=10)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    #: linear warm-up over this many optimizer steps
+    warmup_steps: int = Field(0, ge=0)
+
+
+class BatchConfig(StrictModel):
+    """Samples per optimizer step (``effective``) and per forward pass on one worker (``micro``).
+
+    Gradient accumulation is derived: ``effective / (micro * workers)``; it must be whole.
+    """
+
+    effective: int = Field(16, ge=1, le=1_000_000)
+    micro: int = Field(4, ge=1, le=1_000_000)
+
+
+class TrainConfig(StrictModel):
+    """The trial loop."""
+
+    epochs: int = Field(8, ge=1, le=100_000)
+    #: clip the global gradient norm to this value; null disables clipping
+    grad_clip: float | None = Field(0.1, gt=0)
+    seed: int = 0
+    #: log training metrics to the live curve every this many optimizer steps
+    log_every: int = Field(1, ge=1)
+
+
+class Resources(StrictModel):
+    """Per-trial resources. ``workers > 1`` runs the trial as a Ray Train DDP job."""
+
+    workers: int = Field(1, ge=1, le=4096)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    #: CPUs reserved by the trial's own process; when ``workers > 1`` it only coordinates
+    #: the workers, so a fraction is enough (Ray rejects 0).
+    trial_cpus: float | None = Field(None, gt=0)
+
+
+class BackendConfig(StrictModel):
+    """How each trial trains. ``ddp`` = Accelerate over Ray Train's process group."""
+
+    kind: Literal["ddp"] = "ddp"
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+
+class TPESampler(StrictModel):
+    kind: Literal["tpe"] = "tpe"
+    seed: int = 0
+    multivariate: bool = True
+    n_startup_trials: int = Field(4, ge=0)
+
+
+class RandomSampler(StrictModel):
+    kind: Literal["random"]
+    seed: int = 0
+
+
+Sampler = Annotated[TPESampler | RandomSampler, Field(discriminator="kind")]
+
+
+class SweepSettings(StrictModel):
+    """The search loop."""
+
+    num_samples: int = Field(8, ge=1, le=1_000_000)
+    max_concurrent: int = Field(2, ge=1)
+    sampler: Sampler = Field(default_factory=TPESampler)
+    #: sweep directories (Ray Tune storage, data cache, summary) go under this folder
+    dir: str = "sweeps"
+    #: Ray cluster to join (``auto``, ``ray://...``); null starts a local one
+    ray_address: str | None = None
+    #: logical CPUs of a local Ray; null sizes it so ``max_concurrent`` trials fit
+    num_cpus: int | None = Field(None, ge=1)
+
+
+class AshaScheduler(StrictModel):
+    kind: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    brackets: int = Field(1, ge=1)
+
+
+class MedianScheduler(StrictModel):
+    kind: Literal["median"]
+    grace_period: int = Field(1, ge=0)
+    min_samples_required: int = Field(3, ge=1)
+
+
+class NoScheduler(StrictModel):
+    kind: Literal["none"]
+
+
+Scheduler = Annotated[
+    AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")
+]
+
+
+class DivergenceConfig(StrictModel):
+    """Divergence rules applied to every report (more detectors are planned)."""
+
+    #: stop a trial as soon as its loss (or a loss component) is NaN/Inf
+    nonfinite: bool = True
+
+
+class StoppingConfig(StrictModel):
+    scheduler: Scheduler = Field(default_factory=AshaScheduler)
+    divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
+
+
+class TrackingConfig(StrictModel):
+    """MLflow. ``uri`` null -> ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the cwd."""
+
+    uri: str | None = None
+    #: experiment name; null -> the sweep's ``name``
+    experiment: str | None = None
+    enabled: bool = True
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class SweepConfig(StrictModel):
+    """A whole sweep file."""
+
+    name: str
+    task: TaskConfig
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    objective: Objective | list[Objective]
+    space: dict[str, ParamSpec] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    sweep: SweepSettings = Field(default_factory=SweepSettings)
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                "must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+        return v
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: Objective | list[Objective]) -> Objective | list[Objective]:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("objective list must not be empty")
+            names = [o.metric for o in v]
+            if len(set(names)) != len(names):
+                raise ValueError(f"objective metrics must be distinct, got {names}")
+            if len(v) == 1:
+                return v[0]
+        return v
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def primary(self) -> Objective:
+        """The objective schedulers compare trials by (the first one)."""
+        return self.objectives[0]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The searchable sections as plain data (what ``space:`` keys override)."""
+        return {s: getattr(self, s).model_dump(by_alias=True) for s in SEARCHABLE_SECTIONS}

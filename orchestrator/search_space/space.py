@@ -1,0 +1,87 @@
+"""The sweep's ``space:`` compiled into an Optuna define-by-run function.
+
+Ray's ``OptunaSearch`` calls :meth:`SearchSpace.__call__` with an Optuna trial for every new
+Tune trial. Inactive conditional parameters are never suggested, so TPE (with
+``group=True``) models each branch of the space separately. The returned constants carry
+the derived batch plan, or the reason a sampled combination is impossible.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.config.models import ParamSpec, SweepConfig
+from orchestrator.search_space.batch import batch_problem
+from orchestrator.search_space.conditions import evaluation_order, is_active
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Keys of the trial config set by the orchestrator itself, not by the sampler.
+EFFECTIVE_BATCH = "orch.effective_batch"
+MICRO_BATCH = "orch.micro_batch"
+ACCUM = "orch.accum"
+WORLD_SIZE = "orch.world_size"
+SKIP_REASON = "orch.skip_reason"
+
+
+class SearchSpace:
+    """Samples a trial's parameters in condition order and derives the batch plan."""
+
+    def __init__(self, config: SweepConfig) -> None:
+        self.params: dict[str, ParamSpec] = dict(config.space)
+        self.order = evaluation_order(self.params)
+        self._batch = config.batch
+        self._workers = config.resources.workers
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        sampled: dict[str, Any] = {}
+        for name in self.order:
+            spec = self.params[name]
+            if is_active(spec, sampled):
+                sampled[name] = suggest(trial, name, spec)
+        return self.derived(sampled)
+
+    def derived(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """Constants added to a trial's config: its batch plan, or why it must be skipped."""
+        effective = int(sampled.get("batch.effective", self._batch.effective))
+        micro = int(sampled.get("batch.micro", self._batch.micro))
+        problem = batch_problem(effective, micro, self._workers)
+        if problem:
+            return {SKIP_REASON: problem}
+        return {
+            EFFECTIVE_BATCH: effective,
+            MICRO_BATCH: micro,
+            ACCUM: effective // (micro * self._workers),
+            WORLD_SIZE: self._workers,
+        }
+
+
+def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
+    """One ``trial.suggest_*`` call for ``spec``."""
+    if spec.choice is not None:
+        return trial.suggest_categorical(name, spec.choice)
+    low, high = spec.bounds
+    if spec.int_ is not None:
+        return trial.suggest_int(name, int(low), int(high), step=int(spec.step or 1),
+                                 log=spec.log)
+    return trial.suggest_float(name, low, high, step=spec.step, log=spec.log)
+
+
+def apply_params(hyperparameters: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``hyperparameters`` with each dotted ``section.key`` of ``params`` set.
+
+    Keys that are not sampled parameters (``orch.*``) are ignored.
+    """
+    import copy
+
+    out = copy.deepcopy(hyperparameters)
+    for dotted, value in params.items():
+        section, *keys = dotted.split(".")
+        if section not in out or not keys:
+            continue
+        node = out[section]
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out

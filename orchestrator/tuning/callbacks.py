@@ -1,0 +1,170 @@
+"""Ray Tune callbacks of a sweep: MLflow tracking and the live terminal table."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from orchestrator.tracking.mlflow_tracker import SweepTracker
+from orchestrator.tuning.summary import STOP_DETAIL, STOP_REASON, end_reason
+
+log = logging.getLogger(__name__)
+
+
+def trial_label(trial: Trial) -> str:
+    """A short stable name: ``trial-<n>`` from Tune's ``<exp>_<n>`` trial id suffix."""
+    return "trial-" + trial.trial_id.rsplit("_", 1)[-1]
+
+
+def stop_reason(trial: Trial, epochs: int) -> tuple[str, str]:
+    """Why a finished trial ended (see :func:`end_reason`), with an error's last line."""
+    errored = trial.status == Trial.ERROR
+    reason, detail = end_reason(trial.config, trial.last_result or {}, errored, epochs)
+    return reason, _error_tail(trial) if errored else detail
+
+
+def _error_tail(trial: Trial) -> str:
+    path = trial.error_file
+    if not path:
+        return "trial failed"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
+        return lines[-1][:500] if lines else "trial failed"
+    except OSError:
+        return "trial failed"
+
+
+class TrackingCallback(Callback):  # type: ignore[misc]
+    """Mirrors trials into MLflow child runs. MLflow errors are logged, never fatal."""
+
+    def __init__(self, tracker: SweepTracker, epochs: int) -> None:
+        self.tracker = tracker
+        self.epochs = epochs
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), trial.config)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        step = int(result.get("orch.step", result.get("training_iteration", 0)) or 0)
+        self._safe(self.tracker.log_result, trial.trial_id, result, step)
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._end(trial, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._end(trial, "FAILED")
+
+    def _end(self, trial: Trial, status: str) -> None:
+        reason, detail = stop_reason(trial, self.epochs)
+        tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
+        if reason:
+            tags.update({STOP_REASON: reason, STOP_DETAIL: detail})
+        self._safe(self.tracker.end_trial, trial.trial_id, status, tags)
+
+    def _safe(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # an MLflow hiccup must not kill the sweep
+            log.warning("MLflow logging failed (%s): %s", fn.__name__, exc)
+
+
+class ProgressTable(Callback):  # type: ignore[misc]
+    """A compact table of trials, reprinted when something changes (at most every few s)."""
+
+    def __init__(
+        self,
+        metric: str,
+        params: list[str],
+        epochs: int,
+        out: TextIO | None = None,
+        min_interval_s: float = 5.0,
+    ) -> None:
+        self.metric = metric
+        self.params = params
+        self.epochs = epochs
+        self.out = out or sys.stdout
+        self.min_interval_s = min_interval_s
+        self._last_print = 0.0
+        self._dirty = False
+        self._started = time.monotonic()
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._dirty = True
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: Any,
+                        **info: Any) -> None:
+        self._dirty = True
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
+                          **info: Any) -> None:
+        self._dirty = True
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
+        self._dirty = True
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        now = time.monotonic()
+        if self._dirty and now - self._last_print >= self.min_interval_s:
+            self.print(trials)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        self.print(trials)
+
+    def print(self, trials: list[Trial]) -> None:
+        self._last_print = time.monotonic()
+        self._dirty = False
+        self.out.write(render_table(trials, self.metric, self.params, self.epochs,
+                                    time.monotonic() - self._started))
+        self.out.flush()
+
+
+def _status(trial: Trial, epochs: int) -> str:
+    if trial.status in (Trial.TERMINATED, Trial.ERROR):
+        reason, _ = stop_reason(trial, epochs)
+        if trial.status == Trial.ERROR:
+            return "ERROR"
+        return reason.upper() if reason else "DONE"
+    return str(trial.status)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value or math.isinf(value):
+            return str(value)
+        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def render_table(
+    trials: list[Trial], metric: str, params: list[str], epochs: int, elapsed_s: float
+) -> str:
+    """The table as text: one row per trial with its key params, epoch, objective, status."""
+    short = [p.split(".", 1)[-1] for p in params]
+    header = ["trial", *short, "epoch", metric, "status"]
+    rows = []
+    for t in trials:
+        last = t.last_result or {}
+        rows.append([
+            trial_label(t),
+            *[_fmt(t.config.get(p)) for p in params],
+            f"{last.get('orch.epoch', 0) or 0}/{epochs}",
+            _fmt(last.get(metric)),
+            _status(t, epochs),
+        ])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"== {len(trials)} trials, {elapsed_s:.0f}s elapsed =="]
+    for r in [header, *rows]:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(lines) + "\n"

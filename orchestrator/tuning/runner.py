@@ -1,0 +1,231 @@
+"""Build and run the Ray Tune sweep: OptunaSearch + scheduler + trials + MLflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from orchestrator.config.models import SweepConfig
+from orchestrator.search_space.space import SearchSpace
+from orchestrator.tasks import get_task
+from orchestrator.tracking.mlflow_tracker import flatten
+from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.summary import (
+    SweepSummary,
+    TrialRow,
+    best_trials,
+    end_reason,
+    render_summary,
+)
+from orchestrator.tuning.trainable import cpus_per_trial, make_trainable, trial_resources
+
+log = logging.getLogger(__name__)
+
+
+def make_sweep_dir(config: SweepConfig) -> Path:
+    """A new ``<sweep.dir>/<name>-<timestamp>`` folder (absolute)."""
+    root = Path(config.sweep.dir).resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{config.name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{config.name}-{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _init_ray(config: SweepConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if config.sweep.ray_address:
+        ray.init(address=config.sweep.ray_address, log_to_driver=False,
+                 logging_level=logging.WARNING)
+        return
+    # Logical CPUs are scheduling tokens: a 2-worker trial plus its coordinator needs
+    # 2.1 of them, so a small machine is over-subscribed on purpose to fit max_concurrent.
+    need = math.ceil(cpus_per_trial(config.resources) * config.sweep.max_concurrent)
+    num_cpus = config.sweep.num_cpus or max(os.cpu_count() or 1, need)
+    ray.init(num_cpus=num_cpus, log_to_driver=False, logging_level=logging.WARNING,
+             include_dashboard=None)
+
+
+def _sampler(config: SweepConfig) -> Any:
+    import optuna
+
+    s = config.sweep.sampler
+    if s.kind == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    return optuna.samplers.TPESampler(
+        seed=s.seed,
+        multivariate=s.multivariate,
+        group=s.multivariate,  # conditional spaces need group=True to stay multivariate
+        constant_liar=config.sweep.max_concurrent > 1,
+        n_startup_trials=s.n_startup_trials,
+    )
+
+
+def run_sweep(
+    config: SweepConfig, sweep_file: str | None = None, out: TextIO | None = None
+) -> SweepSummary:
+    """Run the whole sweep in this process (the Ray driver) and return its summary."""
+    out = out or sys.stdout
+    started = time.monotonic()
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # a report that announces a NaN stop has no objective; schedulers skip such reports
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna_quiet()
+
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from orchestrator.tracking.mlflow_tracker import SweepTracker
+    from orchestrator.tuning.callbacks import ProgressTable, TrackingCallback
+    from orchestrator.tuning.schedulers import build_scheduler
+    from orchestrator.tuning.searcher import SweepSearch
+
+    sweep_dir = make_sweep_dir(config)
+    resolved_file = sweep_dir / "sweep.yaml"
+    resolved_file.write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json"),
+                                            sort_keys=False))
+    data_root = Path(config.sweep.dir).resolve() / "data"
+    out.write(f"Sweep {config.name!r}: {config.sweep.num_samples} trials, task "
+              f"{config.task.kind}, {config.resources.workers} worker(s) per trial\n")
+    out.write(f"Preparing data under {data_root} ...\n")
+    out.flush()
+    get_task(config.task.kind).prepare_data()(config.task, data_root)
+
+    tracker = None
+    uri = None
+    if config.tracking.enabled:
+        uri = resolve_tracking_uri(config.tracking.uri)
+        tracker = SweepTracker(uri, config.tracking.experiment or config.name, config.name)
+        tracker.start_sweep(
+            params=flatten(config.hyperparameters()),
+            tags={"orch.sweep_dir": str(sweep_dir), "orch.sweep_file": sweep_file or "",
+                  "orch.task": config.task.kind},
+        )
+        tracker.log_artifact(str(resolved_file))
+
+    _init_ray(config)
+    objectives = config.objectives
+    metric: str | list[str] = [o.metric for o in objectives]
+    mode: str | list[str] = [o.mode for o in objectives]
+    if len(objectives) == 1:
+        metric, mode = objectives[0].metric, objectives[0].mode
+    search = SweepSearch(space=SearchSpace(config), metric=metric, mode=mode,
+                         sampler=_sampler(config))
+    scheduler = build_scheduler(config)
+    if config.stopping.scheduler.kind != "none":
+        scheduler.set_search_properties(config.primary.metric, config.primary.mode)
+
+    callbacks: list[Any] = [
+        ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out)
+    ]
+    if tracker:
+        callbacks.insert(0, TrackingCallback(tracker, config.train.epochs))
+    storage = str(sweep_dir / "ray")
+    trainable = make_trainable(config.model_dump(by_alias=True, mode="json"), str(data_root),
+                               config.resources, storage)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, trial_resources(config.resources)),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
+            scheduler=scheduler,
+            num_samples=config.sweep.num_samples,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=storage,
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    status = "FINISHED"
+    try:
+        grid = tuner.fit()
+    except BaseException:
+        status = "KILLED"
+        if tracker:
+            tracker.end_sweep({"orch.status": "interrupted"}, status=status)
+        raise
+    rows: list[TrialRow] = []
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        rows.append(_row(result, trial_id, tracker, config.train.epochs))
+    rows.sort(key=lambda r: int(r.trial.rsplit("-", 1)[-1]) if r.trial[-1:].isdigit() else 0)
+    best = best_trials(rows, objectives)
+    summary = SweepSummary(
+        name=config.name,
+        sweep_dir=str(sweep_dir),
+        tracking_uri=uri,
+        parent_run_id=tracker.parent_id if tracker else None,
+        objectives=[o.model_dump() for o in objectives],
+        trials=rows,
+        best=best,
+        wall_s=time.monotonic() - started,
+    )
+    (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2,
+                                                       default=str))
+    if tracker:
+        _finish_parent(tracker, summary, sweep_dir)
+    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    out.flush()
+    return summary
+
+
+def _row(result: Any, trial_id: str, tracker: Any, epochs: int) -> TrialRow:
+    metrics = result.metrics or {}
+    cfg = result.config or {}
+    tid = metrics.get("trial_id") or trial_id
+    reason, _ = end_reason(cfg, metrics, result.error is not None, epochs)
+    return TrialRow(
+        trial="trial-" + str(tid).rsplit("_", 1)[-1],
+        trial_id=str(tid),
+        status="error" if result.error is not None else "done",
+        stop_reason=reason,
+        params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
+        metrics={k: float(v) for k, v in metrics.items()
+                 if k.startswith(("train/", "val/")) and isinstance(v, int | float)},
+        epochs=int(metrics.get("orch.epoch", 0) or 0),
+        run_id=tracker.trial_runs.get(str(tid)) if tracker else None,
+    )
+
+
+def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None:
+    info: dict[str, Any] = {
+        "orch.num_trials": len(summary.trials),
+        "orch.num_stopped": sum(1 for r in summary.trials if r.stop_reason),
+    }
+    if summary.best:
+        best = summary.best[0]
+        info["orch.best_trial"] = best.trial
+        info["orch.best_run_id"] = best.run_id
+        for o in summary.objectives:
+            value = best.metrics.get(o["metric"])
+            if value is not None:
+                info["best/" + o["metric"].replace("/", "_")] = value
+    try:
+        tracker.log_artifact(str(sweep_dir / "summary.json"))
+        tracker.end_sweep(info)
+    except Exception as exc:
+        log.warning("could not finish the MLflow parent run: %s", exc)
+
+
+def optuna_quiet() -> None:
+    """Optuna logs every trial at INFO; the progress table already shows them."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)

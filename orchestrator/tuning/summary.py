@@ -1,0 +1,126 @@
+"""The end-of-sweep summary: trial table, best trial(s), where to look next."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from orchestrator.config.models import Objective
+from orchestrator.search_space.space import SKIP_REASON
+
+#: Keys a trial reports when it stops itself (e.g. on a NaN loss).
+STOP_REASON = "orch.stop_reason"
+STOP_DETAIL = "orch.stop_detail"
+
+
+def end_reason(
+    config: dict[str, Any], last: dict[str, Any], errored: bool, epochs: int
+) -> tuple[str, str]:
+    """Why a finished trial ended: ``(reason, detail)``; ``("", "")`` when it ran all epochs.
+
+    Reasons: ``skipped`` (impossible batch plan), ``error``, a reason the trial reported
+    itself (``nonfinite``), or ``scheduler`` (cut early by ASHA / median stopping).
+    """
+    if SKIP_REASON in config:
+        return "skipped", str(config[SKIP_REASON])
+    if errored:
+        return "error", "trial raised an exception"
+    if last.get(STOP_REASON):
+        return str(last[STOP_REASON]), str(last.get(STOP_DETAIL, ""))
+    done = int(last.get("orch.epoch", 0) or 0)
+    if done < epochs:
+        return "scheduler", f"stopped by the scheduler after epoch {done} of {epochs}"
+    return "", ""
+
+
+@dataclass
+class TrialRow:
+    """One trial as it ended."""
+
+    trial: str
+    trial_id: str
+    status: str
+    stop_reason: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    epochs: int
+    run_id: str | None = None
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep produced; written to ``summary.json`` and the MLflow parent run."""
+
+    name: str
+    sweep_dir: str
+    tracking_uri: str | None
+    parent_run_id: str | None
+    objectives: list[dict[str, str]]
+    trials: list[TrialRow]
+    best: list[TrialRow] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _value(row: TrialRow, obj: Objective) -> float | None:
+    v = row.metrics.get(obj.metric)
+    return v if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def best_trials(rows: list[TrialRow], objectives: list[Objective]) -> list[TrialRow]:
+    """The best trial for one objective; the Pareto front (non-dominated set) for several.
+
+    Trials without a finite value of every objective never count as best.
+    """
+    scored = [r for r in rows if all(_value(r, o) is not None for o in objectives)]
+    if not scored:
+        return []
+
+    def key(r: TrialRow, o: Objective) -> float:
+        v = _value(r, o)
+        assert v is not None
+        return v if o.mode == "max" else -v
+
+    if len(objectives) == 1:
+        return [max(scored, key=lambda r: key(r, objectives[0]))]
+
+    def dominates(a: TrialRow, b: TrialRow) -> bool:
+        ka = [key(a, o) for o in objectives]
+        kb = [key(b, o) for o in objectives]
+        return all(x >= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+
+    return [r for r in scored if not any(dominates(o, r) for o in scored)]
+
+
+def render_summary(summary: SweepSummary, ui: str | None) -> str:
+    """The human-readable end-of-sweep text."""
+    counts: dict[str, int] = {}
+    for r in summary.trials:
+        counts[r.stop_reason or r.status] = counts.get(r.stop_reason or r.status, 0) + 1
+    lines = [
+        "",
+        f"Sweep {summary.name!r} finished in {summary.wall_s:.0f}s: {len(summary.trials)} trials ("
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")",
+    ]
+    objs = ", ".join(f"{o['metric']} ({o['mode']})" for o in summary.objectives)
+    if not summary.best:
+        lines.append(f"No trial produced a finite {objs}.")
+    for row in summary.best:
+        title = "Best trial" if len(summary.best) == 1 else "Pareto-optimal trial"
+        values = ", ".join(
+            f"{o['metric']}={row.metrics.get(o['metric']):.4f}" for o in summary.objectives
+        )
+        lines.append(f"{title}: {row.trial}  {values}  (epochs {row.epochs})")
+        for k, v in sorted(row.params.items()):
+            lines.append(f"    {k} = {v}")
+        if row.run_id:
+            lines.append(f"    MLflow run: {row.run_id}")
+    lines.append(f"Sweep directory: {summary.sweep_dir}")
+    if summary.parent_run_id:
+        lines.append(f"MLflow parent run: {summary.parent_run_id}")
+    if ui:
+        lines.append(f"Open the results: {ui}")
+    return "\n".join(lines) + "\n"
