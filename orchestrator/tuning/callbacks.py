@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def trial_label(trial: Trial) -> str:
-    """A short stable name: ``trial-<n>`` from Tune's ``<exp>_<n>`` trial id suffix."""
-    return "trial-" + trial.trial_id.rsplit("_", 1)[-1]
+    """``trial-<n>``, n counting trials in the order the searcher created them.
+
+    Tune's experiment tag starts with that counter (``3_loss_cls=ce,...``).
+    """
+    number = (trial.experiment_tag or "").split("_", 1)[0]
+    return f"trial-{number}" if number.isdigit() else f"trial-{trial.trial_id}"
 
 
 def stop_reason(trial: Trial, epochs: int) -> tuple[str, str]:

@@ -88,6 +88,7 @@ def run_sweep(
     optuna_quiet()
 
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.search import ConcurrencyLimiter
 
     from orchestrator.tracking.mlflow_tracker import SweepTracker
@@ -130,7 +131,9 @@ def run_sweep(
     if config.stopping.scheduler.kind != "none":
         scheduler.set_search_properties(config.primary.metric, config.primary.mode)
 
+    # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
     callbacks: list[Any] = [
+        JsonLoggerCallback(),
         ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out)
     ]
     if tracker:
@@ -163,9 +166,8 @@ def run_sweep(
         raise
     rows: list[TrialRow] = []
     for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        rows.append(_row(result, trial_id, tracker, config.train.epochs))
-    rows.sort(key=lambda r: int(r.trial.rsplit("-", 1)[-1]) if r.trial[-1:].isdigit() else 0)
+        rows.append(_row(result, tracker, config.train.epochs))
+    rows.sort(key=lambda r: (len(r.trial), r.trial))
     best = best_trials(rows, objectives)
     summary = SweepSummary(
         name=config.name,
@@ -186,21 +188,22 @@ def run_sweep(
     return summary
 
 
-def _row(result: Any, trial_id: str, tracker: Any, epochs: int) -> TrialRow:
+def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
     metrics = result.metrics or {}
     cfg = result.config or {}
-    tid = metrics.get("trial_id") or trial_id
+    # the trial folder is named <trainable>_<trial_id>_<n>_<params>
+    _, tid, number, *_ = Path(result.path).name.split("_", 3) + ["", "", ""]
     reason, _ = end_reason(cfg, metrics, result.error is not None, epochs)
     return TrialRow(
-        trial="trial-" + str(tid).rsplit("_", 1)[-1],
-        trial_id=str(tid),
+        trial=f"trial-{number}",
+        trial_id=tid,
         status="error" if result.error is not None else "done",
         stop_reason=reason,
         params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
         metrics={k: float(v) for k, v in metrics.items()
                  if k.startswith(("train/", "val/")) and isinstance(v, int | float)},
         epochs=int(metrics.get("orch.epoch", 0) or 0),
-        run_id=tracker.trial_runs.get(str(tid)) if tracker else None,
+        run_id=tracker.trial_runs.get(tid) if tracker else None,
     )
 
 
