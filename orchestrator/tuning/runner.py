@@ -229,6 +229,10 @@ def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None
 
 def optuna_quiet() -> None:
     """Optuna logs every trial at INFO; the progress table already shows them."""
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # TPE's ``group`` is marked experimental but is what conditional spaces need
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
