@@ -46,6 +46,14 @@ TASKS: dict[str, TaskSpec] = {
         val_metrics=("val/map", "val/map_50", "val/loss_raw"),
         components=("cls", "bbox", "giou"),
     ),
+    "regression": TaskSpec(
+        config="orchestrator.tasks.regression.config:RegressionTaskConfig",
+        loss="orchestrator.tasks.regression.config:RegressionLossConfig",
+        impl="orchestrator.tasks.regression.task:RegressionTask",
+        prepare="orchestrator.tasks.regression.config:prepare_data",
+        val_metrics=("val/mse",),
+        components=("mse", "l1"),
+    ),
 }
 
 

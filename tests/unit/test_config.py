@@ -50,7 +50,7 @@ def test_several_errors_are_reported_together(write_sweep):
 def test_unknown_task_kind_lists_known(write_sweep):
     path = write_sweep(base="name: t\ntask: {kind: yolo}\nobjective: {metric: val/map, mode: max}\n")
     (message,) = errors_of(path)
-    assert "task.kind: unknown task kind; known: rtdetr, got 'yolo'" in message
+    assert "task.kind: unknown task kind; known: regression, rtdetr, got 'yolo'" in message
 
 
 def test_duplicate_key_is_an_error(write_sweep):

@@ -85,6 +85,16 @@ class RTDetrTaskConfig(TaskConfig):
     data: SyntheticData | CocoData = Field(default=SyntheticData(), discriminator="kind")
     num_workers: int = Field(default=0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
+        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            section = data["data"]
+            if "kind" not in section:
+                return {**data, "data": {"kind": "synthetic", **section}}
+        return data
+
 
 class FocalParams(StrictModel):
     """Focusing parameters shared by the varifocal and focal classification losses."""

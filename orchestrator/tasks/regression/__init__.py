@@ -1,0 +1,1 @@
+"""``regression``: a tiny seeded regression problem for tests, benchmarks and first tries."""
