@@ -24,9 +24,15 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_file(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", help="sweep YAML file, e.g. search_spaces/rtdetr.yaml")
-        p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a key, e.g. -o sweep.num_samples=20 "
-                       "-o 'space.optim.lr={float: [1e-5, 1e-3], log: true}' (repeatable)")
+        p.add_argument(
+            "-o",
+            "--override",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a key, e.g. -o sweep.num_samples=20 "
+            "-o 'space.optim.lr={float: [1e-5, 1e-3], log: true}' (repeatable)",
+        )
 
     sweep = sub.add_parser("sweep", help="run a sweep")
     with_file(sweep)

@@ -80,7 +80,7 @@ def _typed_model(kind: str) -> type[SweepConfig]:
     """SweepConfig with ``task`` and ``loss`` typed by the task's own config models."""
     spec = get_task(kind)
     loss_model = spec.loss_model()
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"SweepConfig_{kind}",
         __base__=SweepConfig,
         task=(spec.config_model(), ...),
@@ -102,8 +102,9 @@ def _convert(exc: ValidationError, source: Source, model: type[BaseModel]) -> li
         # our own validators already put the offending values into the rule text
         has_value = err["type"] not in ("missing", "extra_forbidden") and ", got " not in rule
         out.append(
-            ConfigError(rule, file=file, line=line, key=key, value=err.get("input"),
-                        has_value=has_value)
+            ConfigError(
+                rule, file=file, line=line, key=key, value=err.get("input"), has_value=has_value
+            )
         )
     return out
 
@@ -128,8 +129,11 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> KeyPath:
 def _looks_like_member(part: str) -> bool:
     # pydantic names union members like 'Objective', 'list[Objective]', 'tagged-union[...]'
     # or by their discriminator value; none of those is a key in the user's data.
-    return part[:1].isupper() or "[" in part or part in {"asha", "median", "none", "tpe",
-                                                         "random", "synthetic", "coco"}
+    return (
+        part[:1].isupper()
+        or "[" in part
+        or part in {"asha", "median", "none", "tpe", "random", "synthetic", "coco"}
+    )
 
 
 def _render(path: KeyPath) -> str:

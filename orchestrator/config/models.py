@@ -200,9 +200,7 @@ class NoScheduler(StrictModel):
     kind: Literal["none"]
 
 
-Scheduler = Annotated[
-    AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")
-]
+Scheduler = Annotated[AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")]
 
 
 class DivergenceConfig(StrictModel):

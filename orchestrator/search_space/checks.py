@@ -33,8 +33,14 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
     def error(path: tuple[str, ...], rule: str, *value: Any) -> None:
         file, line = source.where(path)
         errors.append(
-            ConfigError(rule, file=file, line=line, key=".".join(path),
-                        value=value[0] if value else None, has_value=bool(value))
+            ConfigError(
+                rule,
+                file=file,
+                line=line,
+                key=".".join(path),
+                value=value[0] if value else None,
+                has_value=bool(value),
+            )
         )
 
     for name, spec in config.space.items():
@@ -63,8 +69,11 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
     sched = config.stopping.scheduler
     grace = getattr(sched, "grace_period", None)
     if grace is not None and grace > config.train.epochs:
-        error(("stopping", "scheduler", "grace_period"),
-              f"must be <= train.epochs ({config.train.epochs})", grace)
+        error(
+            ("stopping", "scheduler", "grace_period"),
+            f"must be <= train.epochs ({config.train.epochs})",
+            grace,
+        )
     return errors
 
 
@@ -195,20 +204,36 @@ def _objective_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
     weights_searched = any(k.startswith("loss.") for k in config.space)
     out: list[ConfigError] = []
     for i, obj in enumerate(config.objectives):
-        path: tuple[str, ...] = ("objective",) if len(config.objectives) == 1 else (
-            "objective", f"[{i}]")
+        path: tuple[str, ...] = (
+            ("objective",) if len(config.objectives) == 1 else ("objective", f"[{i}]")
+        )
         file, line = source.where(("objective",))
         key = ".".join(path) + ".metric"
         if obj.metric not in known:
             close = difflib.get_close_matches(obj.metric, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            out.append(ConfigError(
-                f"not a metric this task reports{hint}; known: {', '.join(known)}",
-                file=file, line=line, key=key, value=obj.metric, has_value=True))
-        elif weights_searched and (obj.metric == "train/loss"
-                                   or obj.metric.startswith("train/loss_")):
-            out.append(ConfigError(
-                "weighted losses are not comparable across trials whose loss settings are "
-                "searched; optimise a validation metric or an unweighted train/raw_* loss",
-                file=file, line=line, key=key, value=obj.metric, has_value=True))
+            out.append(
+                ConfigError(
+                    f"not a metric this task reports{hint}; known: {', '.join(known)}",
+                    file=file,
+                    line=line,
+                    key=key,
+                    value=obj.metric,
+                    has_value=True,
+                )
+            )
+        elif weights_searched and (
+            obj.metric == "train/loss" or obj.metric.startswith("train/loss_")
+        ):
+            out.append(
+                ConfigError(
+                    "weighted losses are not comparable across trials whose loss settings are "
+                    "searched; optimise a validation metric or an unweighted train/raw_* loss",
+                    file=file,
+                    line=line,
+                    key=key,
+                    value=obj.metric,
+                    has_value=True,
+                )
+            )
     return out

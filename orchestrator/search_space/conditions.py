@@ -16,11 +16,11 @@ def find_cycle(params: Mapping[str, ParamSpec]) -> list[str] | None:
     def visit(name: str) -> list[str] | None:
         state[name] = 1
         stack.append(name)
-        for parent in (params[name].when or {}):
+        for parent in params[name].when or {}:
             if parent not in params:
                 continue
             if state.get(parent) == 1:
-                return [*stack[stack.index(parent):], parent]
+                return [*stack[stack.index(parent) :], parent]
             if parent not in state:
                 found = visit(parent)
                 if found:

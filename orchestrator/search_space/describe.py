@@ -36,7 +36,8 @@ def describe(config: SweepConfig) -> str:
     mic = _discrete_values(config, "micro")
     if eff and mic:
         bad = [
-            (e, m) for e, m in itertools.product(eff, mic)
+            (e, m)
+            for e, m in itertools.product(eff, mic)
             if batch_problem(e, m, config.resources.workers)
         ]
         if bad:

@@ -63,8 +63,7 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
         return trial.suggest_categorical(name, spec.choice)
     low, high = spec.bounds
     if spec.int_ is not None:
-        return trial.suggest_int(name, int(low), int(high), step=int(spec.step or 1),
-                                 log=spec.log)
+        return trial.suggest_int(name, int(low), int(high), step=int(spec.step or 1), log=spec.log)
     return trial.suggest_float(name, low, high, step=spec.step, log=spec.log)
 
 

@@ -25,13 +25,13 @@ class TaskSpec:
     components: tuple[str, ...]
 
     def config_model(self) -> type[TaskConfig]:
-        return _load(self.config)  # type: ignore[no-any-return]
+        return _load(self.config)
 
     def loss_model(self) -> type[LossConfig]:
-        return _load(self.loss)  # type: ignore[no-any-return]
+        return _load(self.loss)
 
     def task_class(self) -> type[Task]:
-        return _load(self.impl)  # type: ignore[no-any-return]
+        return _load(self.impl)
 
     def prepare_data(self) -> Any:
         return _load(self.prepare)

@@ -71,11 +71,15 @@ class SweepTracker:
         metrics = [
             Metric(k, float(v), now, step)
             for k, v in result.items()
-            if k.startswith(METRIC_PREFIXES) and isinstance(v, int | float)
+            if k.startswith(METRIC_PREFIXES)
+            and isinstance(v, int | float)
             and not isinstance(v, bool)
         ]
-        tags = [RunTag(k, str(v)) for k, v in result.items()
-                if k.startswith("orch.stop") and v is not None]
+        tags = [
+            RunTag(k, str(v))
+            for k, v in result.items()
+            if k.startswith("orch.stop") and v is not None
+        ]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:

@@ -46,10 +46,15 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     )
     train_set, val_set = task.datasets()
     sampler = MicroBatchSampler(
-        len(train_set), trial.plan, accelerator.process_index, trial.train.seed  # type: ignore[arg-type]
+        len(train_set),  # type: ignore[arg-type]  # map-style datasets are sized
+        trial.plan,
+        accelerator.process_index,
+        trial.train.seed,
     )
     train_loader = DataLoader(
-        train_set, batch_sampler=sampler, collate_fn=task.collate,
+        train_set,
+        batch_sampler=sampler,
+        collate_fn=task.collate,
         num_workers=getattr(trial.config.task, "num_workers", 0),
     )
     val_loader = DataLoader(
@@ -105,8 +110,13 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         metrics["train/samples_per_s"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
         if accelerator.is_main_process:
             metrics.update(task.evaluate(accelerator.unwrap_model(model), val_loader))
-        metrics.update({"orch.step": step, "orch.epoch": epoch + 1,
-                        "orch.samples_seen": step * trial.plan.effective})
+        metrics.update(
+            {
+                "orch.step": step,
+                "orch.epoch": epoch + 1,
+                "orch.samples_seen": step * trial.plan.effective,
+            }
+        )
         report(metrics)
         accelerator.wait_for_everyone()
 
@@ -142,11 +152,13 @@ def _stop_metrics(
 ) -> dict[str, Any]:
     metrics = _epoch_metrics(sums, components)
     metrics["train/loss"] = float("nan")
-    metrics.update({
-        "orch.step": step,
-        "orch.epoch": epoch + 1,
-        "orch.samples_seen": step * trial.plan.effective,
-        STOP_REASON: "nonfinite",
-        STOP_DETAIL: f"training loss became NaN/Inf at optimizer step {step}",
-    })
+    metrics.update(
+        {
+            "orch.step": step,
+            "orch.epoch": epoch + 1,
+            "orch.samples_seen": step * trial.plan.effective,
+            STOP_REASON: "nonfinite",
+            STOP_DETAIL: f"training loss became NaN/Inf at optimizer step {step}",
+        }
+    )
     return metrics

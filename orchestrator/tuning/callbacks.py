@@ -45,18 +45,25 @@ def _error_tail(trial: Trial) -> str:
         return "trial failed"
 
 
-class TrackingCallback(Callback):  # type: ignore[misc]
+class TrackingCallback(Callback):
     """Mirrors trials into MLflow child runs. MLflow errors are logged, never fatal."""
 
     def __init__(self, tracker: SweepTracker, epochs: int) -> None:
         self.tracker = tracker
         self.epochs = epochs
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), trial.config)
 
     def on_trial_result(
-        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+        self,
+        iteration: int,
+        trials: list[Trial],
+        trial: Trial,
+        result: dict[str, Any],
+        **info: Any,
     ) -> None:
         step = int(result.get("orch.step", result.get("training_iteration", 0)) or 0)
         self._safe(self.tracker.log_result, trial.trial_id, result, step)
@@ -66,7 +73,9 @@ class TrackingCallback(Callback):  # type: ignore[misc]
     ) -> None:
         self._end(trial, "FINISHED")
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
@@ -83,7 +92,7 @@ class TrackingCallback(Callback):  # type: ignore[misc]
             log.warning("MLflow logging failed (%s): %s", fn.__name__, exc)
 
 
-class ProgressTable(Callback):  # type: ignore[misc]
+class ProgressTable(Callback):
     """A compact table of trials, reprinted when something changes (at most every few s)."""
 
     def __init__(
@@ -103,19 +112,24 @@ class ProgressTable(Callback):  # type: ignore[misc]
         self._dirty = False
         self._started = time.monotonic()
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._dirty = True
 
-    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: Any,
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: Any, **info: Any
+    ) -> None:
         self._dirty = True
 
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
-                          **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._dirty = True
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
-                       **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._dirty = True
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -129,8 +143,11 @@ class ProgressTable(Callback):  # type: ignore[misc]
     def print(self, trials: list[Trial]) -> None:
         self._last_print = time.monotonic()
         self._dirty = False
-        self.out.write(render_table(trials, self.metric, self.params, self.epochs,
-                                    time.monotonic() - self._started))
+        self.out.write(
+            render_table(
+                trials, self.metric, self.params, self.epochs, time.monotonic() - self._started
+            )
+        )
         self.out.flush()
 
 
@@ -160,13 +177,15 @@ def render_table(
     rows = []
     for t in trials:
         last = t.last_result or {}
-        rows.append([
-            trial_label(t),
-            *[_fmt(t.config.get(p)) for p in params],
-            f"{last.get('orch.epoch', 0) or 0}/{epochs}",
-            _fmt(last.get(metric)),
-            _status(t, epochs),
-        ])
+        rows.append(
+            [
+                trial_label(t),
+                *[_fmt(t.config.get(p)) for p in params],
+                f"{last.get('orch.epoch', 0) or 0}/{epochs}",
+                _fmt(last.get(metric)),
+                _status(t, epochs),
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"== {len(trials)} trials, {elapsed_s:.0f}s elapsed =="]
     for r in [header, *rows]:

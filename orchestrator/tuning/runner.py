@@ -49,15 +49,20 @@ def _init_ray(config: SweepConfig) -> None:
     if ray.is_initialized():
         return
     if config.sweep.ray_address:
-        ray.init(address=config.sweep.ray_address, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            address=config.sweep.ray_address, log_to_driver=False, logging_level=logging.WARNING
+        )
         return
     # Logical CPUs are scheduling tokens: a 2-worker trial plus its coordinator needs
     # 2.1 of them, so a small machine is over-subscribed on purpose to fit max_concurrent.
     need = math.ceil(cpus_per_trial(config.resources) * config.sweep.max_concurrent)
     num_cpus = config.sweep.num_cpus or max(os.cpu_count() or 1, need)
-    ray.init(num_cpus=num_cpus, log_to_driver=False, logging_level=logging.WARNING,
-             include_dashboard=None)
+    ray.init(
+        num_cpus=num_cpus,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        include_dashboard=None,
+    )
 
 
 def _sampler(config: SweepConfig) -> Any:
@@ -76,9 +81,15 @@ def _sampler(config: SweepConfig) -> Any:
 
 
 def run_sweep(
-    config: SweepConfig, sweep_file: str | None = None, out: TextIO | None = None
+    config: SweepConfig,
+    sweep_file: str | None = None,
+    out: TextIO | None = None,
+    callbacks: list[Any] | None = None,
 ) -> SweepSummary:
-    """Run the whole sweep in this process (the Ray driver) and return its summary."""
+    """Run the whole sweep in this process (the Ray driver) and return its summary.
+
+    ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers).
+    """
     out = out or sys.stdout
     started = time.monotonic()
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -98,11 +109,14 @@ def run_sweep(
 
     sweep_dir = make_sweep_dir(config)
     resolved_file = sweep_dir / "sweep.yaml"
-    resolved_file.write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json"),
-                                            sort_keys=False))
+    resolved_file.write_text(
+        yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
+    )
     data_root = Path(config.sweep.dir).resolve() / "data"
-    out.write(f"Sweep {config.name!r}: {config.sweep.num_samples} trials, task "
-              f"{config.task.kind}, {config.resources.workers} worker(s) per trial\n")
+    out.write(
+        f"Sweep {config.name!r}: {config.sweep.num_samples} trials, task "
+        f"{config.task.kind}, {config.resources.workers} worker(s) per trial\n"
+    )
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
@@ -114,8 +128,11 @@ def run_sweep(
         tracker = SweepTracker(uri, config.tracking.experiment or config.name, config.name)
         tracker.start_sweep(
             params=flatten(config.hyperparameters()),
-            tags={"orch.sweep_dir": str(sweep_dir), "orch.sweep_file": sweep_file or "",
-                  "orch.task": config.task.kind},
+            tags={
+                "orch.sweep_dir": str(sweep_dir),
+                "orch.sweep_file": sweep_file or "",
+                "orch.task": config.task.kind,
+            },
         )
         tracker.log_artifact(str(resolved_file))
 
@@ -125,22 +142,26 @@ def run_sweep(
     mode: str | list[str] = [o.mode for o in objectives]
     if len(objectives) == 1:
         metric, mode = objectives[0].metric, objectives[0].mode
-    search = SweepSearch(space=SearchSpace(config), metric=metric, mode=mode,
-                         sampler=_sampler(config))
+    search = SweepSearch(
+        space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+    )
     scheduler = build_scheduler(config)
     if config.stopping.scheduler.kind != "none":
         scheduler.set_search_properties(config.primary.metric, config.primary.mode)
 
+    extra = list(callbacks or [])
     # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
-    callbacks: list[Any] = [
+    callbacks = [
         JsonLoggerCallback(),
-        ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out)
+        ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
     ]
     if tracker:
         callbacks.insert(0, TrackingCallback(tracker, config.train.epochs))
+    callbacks += extra
     storage = str(sweep_dir / "ray")
-    trainable = make_trainable(config.model_dump(by_alias=True, mode="json"), str(data_root),
-                               config.resources, storage)
+    trainable = make_trainable(
+        config.model_dump(by_alias=True, mode="json"), str(data_root), config.resources, storage
+    )
     tuner = tune.Tuner(
         tune.with_resources(trainable, trial_resources(config.resources)),
         tune_config=tune.TuneConfig(
@@ -165,7 +186,8 @@ def run_sweep(
             tracker.end_sweep({"orch.status": "interrupted"}, status=status)
         raise
     rows: list[TrialRow] = []
-    for result in grid:
+    for i in range(len(grid)):
+        result = grid[i]
         rows.append(_row(result, tracker, config.train.epochs))
     rows.sort(key=lambda r: (len(r.trial), r.trial))
     best = best_trials(rows, objectives)
@@ -179,8 +201,7 @@ def run_sweep(
         best=best,
         wall_s=time.monotonic() - started,
     )
-    (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2,
-                                                       default=str))
+    (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
     out.write(render_summary(summary, ui_command(uri) if uri else None))
@@ -192,7 +213,7 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
     metrics = result.metrics or {}
     cfg = result.config or {}
     # the trial folder is named <trainable>_<trial_id>_<n>_<params>
-    _, tid, number, *_ = Path(result.path).name.split("_", 3) + ["", "", ""]
+    _, tid, number, *_ = [*Path(result.path).name.split("_", 3), "", "", ""]
     reason, _ = end_reason(cfg, metrics, result.error is not None, epochs)
     return TrialRow(
         trial=f"trial-{number}",
@@ -200,8 +221,11 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         status="error" if result.error is not None else "done",
         stop_reason=reason,
         params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
-        metrics={k: float(v) for k, v in metrics.items()
-                 if k.startswith(("train/", "val/")) and isinstance(v, int | float)},
+        metrics={
+            k: float(v)
+            for k, v in metrics.items()
+            if k.startswith(("train/", "val/")) and isinstance(v, int | float)
+        },
         epochs=int(metrics.get("orch.epoch", 0) or 0),
         run_id=tracker.trial_runs.get(tid) if tracker else None,
     )

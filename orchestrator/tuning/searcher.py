@@ -17,11 +17,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
-        value)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class SweepSearch(OptunaSearch):  # type: ignore[misc]
+class SweepSearch(OptunaSearch):
     """OptunaSearch with NaN/missing objectives handled as described in the module doc."""
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

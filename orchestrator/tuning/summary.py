@@ -103,7 +103,8 @@ def render_summary(summary: SweepSummary, ui: str | None) -> str:
     lines = [
         "",
         f"Sweep {summary.name!r} finished in {summary.wall_s:.0f}s: {len(summary.trials)} trials ("
-        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")",
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + ")",
     ]
     objs = ", ".join(f"{o['metric']} ({o['mode']})" for o in summary.objectives)
     if not summary.best:

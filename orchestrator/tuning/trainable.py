@@ -86,7 +86,8 @@ def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> None:
         run_config=RunConfig(
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=storage_path,
-            callbacks=[TuneReportCallback()],
+            # a Ray Train V2 UserCallback; Ray types RunConfig.callbacks as Tune callbacks
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
     trainer.fit()

@@ -30,9 +30,21 @@ def test_nonfinite_trial_stopped_with_reason_and_sweep_continues(tmp_path):
     path.write_text(SWEEP)
     db = tmp_path / "mlflow.db"
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "sweep", str(path),
-         "-o", f"sweep.dir={tmp_path / 'sweeps'}", "-o", f"tracking.uri=sqlite:///{db}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "sweep",
+            str(path),
+            "-o",
+            f"sweep.dir={tmp_path / 'sweeps'}",
+            "-o",
+            f"tracking.uri=sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "sweeps").glob("nan-test-*")

@@ -19,8 +19,15 @@ def smoke_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
     db = work / "mlflow.db"
     cmd = [
-        sys.executable, "-m", "orchestrator.cli", "sweep", str(ROOT / "search_spaces/smoke.yaml"),
-        "-o", f"sweep.dir={work / 'sweeps'}", "-o", f"tracking.uri=sqlite:///{db}",
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "sweep",
+        str(ROOT / "search_spaces/smoke.yaml"),
+        "-o",
+        f"sweep.dir={work / 'sweeps'}",
+        "-o",
+        f"tracking.uri=sqlite:///{db}",
     ]
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -30,7 +37,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_sweep_prints_table_summary_and_ui_command(smoke_run):
-    proc, summary, uri = smoke_run
+    proc, _, uri = smoke_run
     assert "trial-1" in proc.stdout and "trial-2" in proc.stdout
     assert "Best trial: trial-" in proc.stdout
     assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout
@@ -60,8 +67,15 @@ def test_mlflow_has_parent_and_one_child_per_trial_with_curves(smoke_run):
         # effective 8 = micro 2 x 2 workers x accumulation 2
         assert child.data.tags["orch.accum"] == "2"
         assert child.data.tags["orch.world_size"] == "2"
-        for name in ("train/loss", "train/loss_cls", "train/raw_giou", "train/lr",
-                     "train/grad_norm", "val/map", "val/map_50"):
+        for name in (
+            "train/loss",
+            "train/loss_cls",
+            "train/raw_giou",
+            "train/lr",
+            "train/grad_norm",
+            "val/map",
+            "val/map_50",
+        ):
             history = client.get_metric_history(child.info.run_id, name)
             assert len(history) == 2, name  # one point per epoch, 2 epochs
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "train/loss")]

@@ -23,7 +23,10 @@ def test_minimal_file_gets_documented_defaults(write_sweep):
     assert config.task.kind == "rtdetr"
     assert config.loss.cls == "vfl"
     assert (config.loss.weight.cls, config.loss.weight.bbox, config.loss.weight.giou) == (
-        1.0, 5.0, 2.0)
+        1.0,
+        5.0,
+        2.0,
+    )
     assert config.batch.effective == 16 and config.batch.micro == 4
     assert config.stopping.scheduler.kind == "asha"
     assert config.primary.metric == "val/map"
@@ -48,7 +51,9 @@ def test_several_errors_are_reported_together(write_sweep):
 
 
 def test_unknown_task_kind_lists_known(write_sweep):
-    path = write_sweep(base="name: t\ntask: {kind: yolo}\nobjective: {metric: val/map, mode: max}\n")
+    path = write_sweep(
+        base="name: t\ntask: {kind: yolo}\nobjective: {metric: val/map, mode: max}\n"
+    )
     (message,) = errors_of(path)
     assert "task.kind: unknown task kind; known: regression, rtdetr, got 'yolo'" in message
 
@@ -71,8 +76,14 @@ def test_invalid_yaml_and_empty_file_and_directory(tmp_path, write_sweep):
 
 def test_overrides_set_values_and_errors_name_the_override(write_sweep):
     path = write_sweep()
-    config = load_sweep(path, ["sweep.num_samples=20", "resources.workers=2",
-                               "space.optim.lr={float: [1.0e-5, 1.0e-3], log: true}"])
+    config = load_sweep(
+        path,
+        [
+            "sweep.num_samples=20",
+            "resources.workers=2",
+            "space.optim.lr={float: [1.0e-5, 1.0e-3], log: true}",
+        ],
+    )
     assert config.sweep.num_samples == 20
     assert config.resources.workers == 2
     assert config.space["optim.lr"].bounds == (1e-5, 1e-3)
@@ -98,8 +109,10 @@ def test_weighted_loss_objective_rejected_when_loss_is_searched(write_sweep):
 
 
 def test_multi_objective_list(write_sweep):
-    base = ("name: t\ntask: {kind: rtdetr}\nobjective:\n  - {metric: val/map, mode: max}\n"
-            "  - {metric: train/samples_per_s, mode: max}\n")
+    base = (
+        "name: t\ntask: {kind: rtdetr}\nobjective:\n  - {metric: val/map, mode: max}\n"
+        "  - {metric: train/samples_per_s, mode: max}\n"
+    )
     config = load_sweep(write_sweep(base=base))
     assert [o.metric for o in config.objectives] == ["val/map", "train/samples_per_s"]
     assert config.primary.metric == "val/map"
@@ -120,7 +133,8 @@ def test_cli_prints_one_line_errors_and_exits_2(write_sweep):
     path = write_sweep("train: {epochs: -3}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "validate", str(path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

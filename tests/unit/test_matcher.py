@@ -45,21 +45,15 @@ def test_more_queries_than_targets_and_empty_images() -> None:
 
 
 def test_two_by_two_total_cost_is_minimal() -> None:
-    # L1 costs (cost_bbox=1, others 0): q0->t0 = 0.4, q0->t1 = 0.8, q1->t0 = 0.4, q1->t1 = 2.0
-    # greedy q0->t0 would force q1->t1 (2.4); the optimum is q0->t1, q1->t0 (1.2)
-    pred_boxes = torch.tensor([[[0.5, 0.5, 0.1, 0.1], [0.5, 0.9, 0.1, 0.1]]])
-    boxes = [torch.tensor([[0.5, 0.9, 0.1, 0.1], [0.5, 0.1, 0.1, 0.1]])]
-    boxes[0][0, 1] = 0.9  # target 0 at y = 0.9, target 1 at y = 0.1
-    pred_boxes[0, 0, 1] = 0.5
-    pred_boxes[0, 1, 1] = 0.5 + 0.4  # noqa: RUF069 - explicit: q1 at y = 0.9
-    pred_boxes[0, 1, 0] = 0.5
-    # recompute the hand costs: q0 (y .5): t0 |.4| = .4, t1 |.4| = .4; make them unequal
-    pred_boxes[0, 0, 1] = 0.45  # q0: t0 .45, t1 .35 ; q1 (y .9): t0 0, t1 .8
+    # only L1 on cy counts (same cx, w, h): targets at cy 0.30 and 0.60, queries at 0.40, 0.15
+    # costs q0->t0 .10, q0->t1 .20, q1->t0 .15, q1->t1 .45: the greedy pick q0->t0 totals
+    # .10 + .45 = .55, the optimum q0->t1, q1->t0 only .20 + .15 = .35
+    pred_boxes = torch.tensor([[[0.5, 0.40, 0.1, 0.1], [0.5, 0.15, 0.1, 0.1]]])
+    boxes = [torch.tensor([[0.5, 0.30, 0.1, 0.1], [0.5, 0.60, 0.1, 0.1]])]
     ((queries, targets),) = hungarian_match(
         torch.zeros(1, 2, 1), pred_boxes, [torch.tensor([0, 0])], boxes,
         cost_class=0.0, cost_bbox=1.0, cost_giou=0.0,
     )  # fmt: skip
-    # q0->t1 + q1->t0 = .35 + 0 beats q0->t0 + q1->t1 = .45 + .8
     assert dict(zip(queries.tolist(), targets.tolist(), strict=True)) == {0: 1, 1: 0}
 
 

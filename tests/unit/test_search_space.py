@@ -38,8 +38,10 @@ def test_batch_problems_are_named():
 
 
 def test_conditional_parameter_absent_when_condition_false():
-    config_spec = {"loss.cls": spec(choice=["vfl", "ce"]),
-                   "loss.ce.bg_weight": spec(float=[1e-4, 1.0], when={"loss.cls": ["ce"]})}
+    config_spec = {
+        "loss.cls": spec(choice=["vfl", "ce"]),
+        "loss.ce.bg_weight": spec(float=[1e-4, 1.0], when={"loss.cls": ["ce"]}),
+    }
     assert is_active(config_spec["loss.ce.bg_weight"], {"loss.cls": "ce"})
     assert not is_active(config_spec["loss.ce.bg_weight"], {"loss.cls": "vfl"})
     assert not is_active(config_spec["loss.ce.bg_weight"], {})
@@ -63,21 +65,28 @@ def test_sampled_trials_include_conditional_param_only_for_its_branch(write_swee
 
 
 def test_impossible_sampled_batch_is_skipped_with_reason(write_sweep):
-    config = load_sweep(write_sweep(
-        "space:\n  batch.effective: {choice: [8, 12]}\n  batch.micro: {choice: [4, 8]}\n"
-        "resources: {workers: 2}\n"))
+    config = load_sweep(
+        write_sweep(
+            "space:\n  batch.effective: {choice: [8, 12]}\n  batch.micro: {choice: [4, 8]}\n"
+            "resources: {workers: 2}\n"
+        )
+    )
     space = SearchSpace(config)
     assert space.derived({"batch.effective": 8, "batch.micro": 4}) == {
-        "orch.effective_batch": 8, "orch.micro_batch": 4, "orch.accum": 1,
-        "orch.world_size": 2}
+        "orch.effective_batch": 8,
+        "orch.micro_batch": 4,
+        "orch.accum": 1,
+        "orch.world_size": 2,
+    }
     skipped = space.derived({"batch.effective": 12, "batch.micro": 4})
     assert "not a multiple" in skipped["orch.skip_reason"]
 
 
 def test_all_batch_combinations_impossible_is_rejected_before_start(write_sweep):
-    with pytest.raises(ConfigErrors, match="no combination of batch.effective"):
-        load_sweep(write_sweep(
-            "space:\n  batch.micro: {choice: [16, 32]}\nbatch: {effective: 8}\n"))
+    with pytest.raises(ConfigErrors, match=r"no combination of batch\.effective"):
+        load_sweep(
+            write_sweep("space:\n  batch.micro: {choice: [16, 32]}\nbatch: {effective: 8}\n")
+        )
     with pytest.raises(ConfigErrors, match="cannot be combined"):
         load_sweep(write_sweep("batch: {effective: 10, micro: 4}\n"))
 
@@ -96,8 +105,10 @@ def test_evaluation_order_puts_parents_first_and_finds_cycles():
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        ("space:\n  loss.weight.clss: {float: [1, 2]}\n",
-         "not a hyperparameter of section 'loss' (did you mean loss.weight.cls?)"),
+        (
+            "space:\n  loss.weight.clss: {float: [1, 2]}\n",
+            "not a hyperparameter of section 'loss' (did you mean loss.weight.cls?)",
+        ),
         ("space:\n  model.depth: {int: [1, 2]}\n", "space keys are dotted paths"),
         ("space:\n  batch.micro: {float: [2, 8]}\n", "is an integer"),
         ("space:\n  loss.focal.alpha: {float: [0.5, 1.5]}\n", "value 1.5 from this range"),
@@ -105,14 +116,21 @@ def test_evaluation_order_puts_parents_first_and_finds_cycles():
         ("space:\n  optim.lr: {float: [0.1, 0.01]}\n", "low must be < high"),
         ("space:\n  optim.lr: {choice: []}\n", "at least one value"),
         ("space:\n  optim.lr: {float: [0.1, 0.2], choice: [1]}\n", "exactly one of"),
-        ("space:\n  loss.cls: {choice: [vfl, ce]}\n"
-         "  loss.ce.bg_weight: {float: [0.1, 1], when: {loss.clss: [ce]}}\n",
-         "condition names a parameter that is not in space (did you mean 'loss.cls'?)"),
-        ("space:\n  loss.cls: {choice: [vfl, ce]}\n"
-         "  loss.ce.bg_weight: {float: [0.1, 1], when: {loss.cls: [cee]}}\n",
-         "loss.cls can never take these values"),
-        ("space:\n  loss.cls: {choice: [vfl, ce], when: {loss.aux: [true]}}\n"
-         "  loss.aux: {choice: [true, false], when: {loss.cls: [ce]}}\n", "circular condition"),
+        (
+            "space:\n  loss.cls: {choice: [vfl, ce]}\n"
+            "  loss.ce.bg_weight: {float: [0.1, 1], when: {loss.clss: [ce]}}\n",
+            "condition names a parameter that is not in space (did you mean 'loss.cls'?)",
+        ),
+        (
+            "space:\n  loss.cls: {choice: [vfl, ce]}\n"
+            "  loss.ce.bg_weight: {float: [0.1, 1], when: {loss.cls: [cee]}}\n",
+            "loss.cls can never take these values",
+        ),
+        (
+            "space:\n  loss.cls: {choice: [vfl, ce], when: {loss.aux: [true]}}\n"
+            "  loss.aux: {choice: [true, false], when: {loss.cls: [ce]}}\n",
+            "circular condition",
+        ),
     ],
 )
 def test_space_errors(write_sweep, extra, needle):
