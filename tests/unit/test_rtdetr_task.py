@@ -108,6 +108,15 @@ def test_config_rejects_unknown_task_key_and_bad_image_size() -> None:
         RTDetrTaskConfig.model_validate({"epochs": 3})
     with pytest.raises(ValidationError, match="multiple of 32"):
         RTDetrTaskConfig.model_validate({"data": {"image_size": 100}})
+    # a 32x32 image has 4*4 + 2*2 + 1*1 = 21 anchor cells, fewer than 50 queries
+    with pytest.raises(ValidationError, match="21 anchors"):
+        RTDetrTaskConfig.model_validate({"data": {"image_size": 32}})
+    assert (
+        RTDetrTaskConfig.model_validate(
+            {"data": {"image_size": 32}, "model": {"num_queries": 21}}
+        ).model.num_queries
+        == 21
+    )
 
 
 def test_checkpoint_alone_means_no_preset() -> None:

@@ -95,6 +95,19 @@ class RTDetrTaskConfig(TaskConfig):
                 return {**data, "data": {"kind": "synthetic", **section}}
         return data
 
+    @model_validator(mode="after")
+    def _enough_anchors(self) -> RTDetrTaskConfig:
+        # RT-DETR picks its queries as the top-k of one anchor per cell of the stride 8/16/32
+        # feature maps; fewer cells than queries fails inside torch.topk at the first step
+        size = self.data.image_size
+        anchors = sum((size // stride) ** 2 for stride in (8, 16, 32))
+        if self.model.num_queries > anchors:
+            raise ValueError(
+                f"model.num_queries={self.model.num_queries} exceeds the {anchors} anchors of "
+                f"a {size}x{size} image; lower it or raise data.image_size"
+            )
+        return self
+
 
 class FocalParams(StrictModel):
     """Focusing parameters shared by the varifocal and focal classification losses."""

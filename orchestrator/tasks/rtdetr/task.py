@@ -66,12 +66,19 @@ class RTDetrTask:
         )
 
     @cached_property
-    def num_classes(self) -> int:
-        """Number of object classes (excluding the ``ce`` head's background class)."""
+    def category_ids(self) -> list[int]:
+        """COCO category id of each class index (sorted ids of the training annotations;
+        validation is assumed to use the same categories, as COCO's splits do)."""
         data = self.config.data
         if isinstance(data, SyntheticData):
-            return data.num_classes
-        return len(json.loads(self.paths.train_annotations.read_text())["categories"])
+            return list(range(1, data.num_classes + 1))
+        categories = json.loads(self.paths.train_annotations.read_text())["categories"]
+        return sorted(int(c["id"]) for c in categories)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of object classes (excluding the ``ce`` head's background class)."""
+        return len(self.category_ids)
 
     @property
     def num_labels(self) -> int:
@@ -124,7 +131,7 @@ class RTDetrTask:
         try:
             with torch.no_grad():
                 for batch in loader:
-                    outputs = model(pixel_values=batch["pixel_values"])
+                    outputs = model(pixel_values=_pixels_for(model, batch))
                     raw = self.criterion(
                         self._predictions(outputs), *self._targets(batch, outputs)
                     )
@@ -143,7 +150,7 @@ class RTDetrTask:
 
     def _raw_losses(self, model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         # pixel_values only: with labels the HF model would also compute its own loss
-        outputs = model(pixel_values=batch["pixel_values"])
+        outputs = model(pixel_values=_pixels_for(model, batch))
         return self.criterion(self._predictions(outputs), *self._targets(batch, outputs))
 
     def _predictions(self, outputs: Any) -> list[Prediction]:
@@ -194,3 +201,10 @@ class RTDetrTask:
                 )
             )
         return detections
+
+
+def _pixels_for(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    # a no-op when the training loop already placed the batch (e.g. Accelerate's loader)
+    parameter = next(model.parameters(), None)
+    pixels: torch.Tensor = batch["pixel_values"]
+    return pixels if parameter is None else pixels.to(parameter.device)
