@@ -93,7 +93,10 @@ class TrackingCallback(Callback):
 
 
 class ProgressTable(Callback):
-    """A compact table of trials, reprinted when something changes (at most every few s)."""
+    """A compact table of trials, reprinted when something changes (at most every few s).
+
+    On a terminal the table is redrawn in place; in a log file each version is appended.
+    """
 
     def __init__(
         self,
@@ -111,6 +114,7 @@ class ProgressTable(Callback):
         self._last_print = 0.0
         self._dirty = False
         self._started = time.monotonic()
+        self._drawn = 0  # lines of the last table, when redrawing in place on a terminal
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -143,12 +147,22 @@ class ProgressTable(Callback):
     def print(self, trials: list[Trial]) -> None:
         self._last_print = time.monotonic()
         self._dirty = False
-        self.out.write(
-            render_table(
-                trials, self.metric, self.params, self.epochs, time.monotonic() - self._started
-            )
+        text = render_table(
+            trials, self.metric, self.params, self.epochs, time.monotonic() - self._started
         )
+        if self._drawn and _is_tty(self.out):
+            # redraw in place: cursor up over the previous table, clear to the end of screen
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+        self.out.write(text)
         self.out.flush()
+        self._drawn = text.count("\n")
+
+
+def _is_tty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _status(trial: Trial, epochs: int) -> str:

@@ -141,7 +141,12 @@ class RTDetrTask:
                     image_ids.extend(int(t["image_id"]) for t in batch["labels"])
         finally:
             model.train(was_training)
-        metrics = coco_map(load_coco(self.paths.val_annotations), detections, image_ids=image_ids)
+        metrics = coco_map(
+            load_coco(self.paths.val_annotations),
+            detections,
+            image_ids=image_ids,
+            category_ids=self.category_ids,
+        )
         return {
             "val/map": metrics["map"],
             "val/map_50": metrics["map_50"],
