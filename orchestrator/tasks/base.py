@@ -62,9 +62,7 @@ class Task(Protocol):
     #: loss component names, used for ``train/loss_<name>`` and ``train/raw_<name>``.
     components: ClassVar[tuple[str, ...]]
 
-    def __init__(
-        self, config: Any, loss: Any, *, seed: int, data_root: Path
-    ) -> None: ...
+    def __init__(self, config: Any, loss: Any, *, seed: int, data_root: Path) -> None: ...
 
     def build_model(self) -> torch.nn.Module:
         """A freshly initialised (or locally loaded) model, seeded."""
