@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from orchestrator.tracking.mlflow_tracker import SweepTracker
+from orchestrator.search_space.space import apply_params
+from orchestrator.tracking.mlflow_tracker import SweepTracker, flatten
 from orchestrator.tuning.summary import STOP_DETAIL, STOP_REASON, end_reason
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,22 @@ def _error_tail(trial: Trial) -> str:
 class TrackingCallback(Callback):
     """Mirrors trials into MLflow child runs. MLflow errors are logged, never fatal."""
 
-    def __init__(self, tracker: SweepTracker, epochs: int) -> None:
+    def __init__(
+        self, tracker: SweepTracker, epochs: int, hyperparameters: dict[str, Any]
+    ) -> None:
         self.tracker = tracker
         self.epochs = epochs
+        self.hyperparameters = hyperparameters
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), trial.config)
+        # every child run carries all of its trial's hyperparameters, fixed and sampled,
+        # so runs compare side by side in MLflow without the sweep file
+        resolved = flatten(apply_params(self.hyperparameters, trial.config))
+        orch = {k: v for k, v in trial.config.items() if k.startswith("orch.")}
+        params = {**resolved, **orch}
+        self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), params)
 
     def on_trial_result(
         self,

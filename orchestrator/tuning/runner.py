@@ -156,7 +156,9 @@ def run_sweep(
         ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
     ]
     if tracker:
-        callbacks.insert(0, TrackingCallback(tracker, config.train.epochs))
+        callbacks.insert(
+            0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+        )
     callbacks += extra
     storage = str(sweep_dir / "ray")
     trainable = make_trainable(
