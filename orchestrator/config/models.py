@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from orchestrator.divergence.config import DivergenceConfig
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
@@ -201,13 +202,6 @@ class NoScheduler(StrictModel):
 
 
 Scheduler = Annotated[AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")]
-
-
-class DivergenceConfig(StrictModel):
-    """Divergence rules applied to every report (more detectors are planned)."""
-
-    #: stop a trial as soon as its loss (or a loss component) is NaN/Inf
-    nonfinite: bool = True
 
 
 class StoppingConfig(StrictModel):
