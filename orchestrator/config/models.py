@@ -182,6 +182,9 @@ class SweepSettings(StrictModel):
     ray_address: str | None = None
     #: logical CPUs of a local Ray; null sizes it so ``max_concurrent`` trials fit
     num_cpus: int | None = Field(None, ge=1)
+    #: restarts of a trial after an infrastructure failure (OOM, lost worker or node,
+    #: preemption); a deterministic error or a divergence is never retried
+    max_retries: int = Field(2, ge=0)
 
 
 class AshaScheduler(StrictModel):

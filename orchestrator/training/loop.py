@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from orchestrator.divergence import StopReason, build_rules
+from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.tasks import get_task
 from orchestrator.training.sampler import MicroBatchSampler
 from orchestrator.training.spec import ResolvedTrial, TrialSpec, resolve
-from orchestrator.tuning.summary import STOP_DETAIL, STOP_REASON
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -71,6 +72,9 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     model, optimizer = accelerator.prepare(model, optimizer)
     clip = trial.train.grad_clip if trial.train.grad_clip is not None else math.inf
     components = spec_entry.components
+    primary = trial.config.primary
+    rules = build_rules(trial.config.stopping.divergence, (primary.metric, primary.mode))
+    history: list[dict[str, Any]] = []
     step = 0
 
     for epoch in range(trial.train.epochs):
@@ -78,34 +82,51 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         model.train()
         sums = torch.zeros(2 + 2 * len(components), dtype=torch.float64)
         grad_norms: list[float] = []
+        skipped = 0  # optimizer steps fp16 loss scaling skipped on overflowing gradients
+        epoch_steps = 0
         started = time.perf_counter()
         samples = 0
-        nonfinite = torch.zeros(1)
+        # [micro-batches with a non-finite loss, optimizer steps with non-finite gradients]
+        bad = torch.zeros(2)
         for batch in train_loader:
             batch = send_to_device(batch, accelerator.device)
             with accelerator.accumulate(model):
                 out = task.loss(model, batch)
                 if not torch.isfinite(out.total.detach()):
-                    nonfinite += 1
+                    bad[0] += 1
                 accelerator.backward(out.total)
+                norm = math.nan
                 if accelerator.sync_gradients:
-                    norm = accelerator.clip_grad_norm_(model.parameters(), clip)
-                    grad_norms.append(float(norm) if norm is not None else float("nan"))
+                    raw_norm = accelerator.clip_grad_norm_(model.parameters(), clip)
+                    norm = float(raw_norm) if raw_norm is not None else math.nan
                 optimizer.step()
+                if accelerator.sync_gradients:
+                    if math.isfinite(norm):
+                        grad_norms.append(norm)
+                    elif accelerator.optimizer_step_was_skipped:
+                        # AMP: the scaler skipped this step and lowers its scale; counted, and
+                        # only a persistent overflow is divergence (rule ``amp_overflow``)
+                        skipped += 1
+                    elif raw_norm is not None:
+                        bad[1] += 1  # no scaler to catch it: the weights are now corrupt
                 optimizer.zero_grad()
             samples += trial.plan.micro
             sums += _pack(out, components)
             if accelerator.sync_gradients:
                 step += 1
+                epoch_steps += 1
                 schedule.step()
                 # every rank must agree before anyone stops, or DDP waits forever
-                if accelerator.reduce(nonfinite.to(accelerator.device), "sum").item() > 0:
-                    report(_stop_metrics(sums, components, step, epoch, trial))
+                agreed = accelerator.reduce(bad.to(accelerator.device), "sum").cpu()
+                if agreed.sum().item() > 0:
+                    report(_stop_metrics(sums, components, step, epoch, trial, agreed))
                     return
         elapsed = time.perf_counter() - started
         totals = accelerator.reduce(sums.to(accelerator.device), "sum").cpu()
         metrics = _epoch_metrics(totals, components)
-        metrics["train/grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
+        if grad_norms:
+            metrics["train/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        metrics["train/skipped_frac"] = skipped / max(epoch_steps, 1)
         metrics["train/lr"] = optimizer.param_groups[0]["lr"]
         metrics["train/samples_per_s"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
         if accelerator.is_main_process:
@@ -117,8 +138,22 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
                 "orch.samples_seen": step * trial.plan.effective,
             }
         )
+        history.append(metrics)
+        # only rank 0 has the evaluation, so it decides; the others follow its verdict
+        reason = rules.check(history) if accelerator.is_main_process else None
+        if _all_agree(accelerator, reason is not None):
+            reason = reason or StopReason("diverged", "stopped with rank 0", len(history) - 1)
+            metrics.update({STOP_REASON: reason.code, STOP_DETAIL: reason.detail, STOP_STEP: step})
+            report(metrics)
+            return
         report(metrics)
         accelerator.wait_for_everyone()
+
+
+def _all_agree(accelerator: Any, flag: bool) -> bool:
+    """Whether any rank raised ``flag``, the same answer on every rank (an all-reduce)."""
+    vote = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(vote, "sum").item() > 0)
 
 
 def _optimizer(model: torch.nn.Module, trial: ResolvedTrial) -> torch.optim.Optimizer:
@@ -148,17 +183,28 @@ def _epoch_metrics(totals: torch.Tensor, components: tuple[str, ...]) -> dict[st
 
 
 def _stop_metrics(
-    sums: torch.Tensor, components: tuple[str, ...], step: int, epoch: int, trial: ResolvedTrial
+    sums: torch.Tensor,
+    components: tuple[str, ...],
+    step: int,
+    epoch: int,
+    trial: ResolvedTrial,
+    bad: torch.Tensor,
 ) -> dict[str, Any]:
+    """The report of a trial stopped mid-epoch on a NaN/Inf loss or gradient."""
     metrics = _epoch_metrics(sums, components)
-    metrics["train/loss"] = float("nan")
+    what = "training loss" if bad[0] > 0 else "gradient norm"
+    if bad[0] > 0:
+        metrics["train/loss"] = float("nan")
+    else:
+        metrics["train/grad_norm"] = float("nan")
     metrics.update(
         {
             "orch.step": step,
             "orch.epoch": epoch + 1,
             "orch.samples_seen": step * trial.plan.effective,
             STOP_REASON: "nonfinite",
-            STOP_DETAIL: f"training loss became NaN/Inf at optimizer step {step}",
+            STOP_DETAIL: f"{what} became NaN/Inf at optimizer step {step} (epoch {epoch + 1})",
+            STOP_STEP: step,
         }
     )
     return metrics

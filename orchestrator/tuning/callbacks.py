@@ -11,9 +11,10 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.search_space.space import apply_params
 from orchestrator.tracking.mlflow_tracker import SweepTracker, flatten
-from orchestrator.tuning.summary import STOP_DETAIL, STOP_REASON, end_reason
+from orchestrator.tuning.summary import end_reason
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ class TrackingCallback(Callback):
         tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
         if reason:
             tags.update({STOP_REASON: reason, STOP_DETAIL: detail})
+        last = trial.last_result or {}
+        for key in (STOP_STEP, ERROR_TYPE):
+            if last.get(key) is not None:
+                tags[key] = str(last[key])
         self._safe(self.tracker.end_trial, trial.trial_id, status, tags)
 
     def _safe(self, fn: Any, *args: Any) -> None:

@@ -19,6 +19,7 @@ from orchestrator.tasks import get_task
 from orchestrator.tracking.mlflow_tracker import flatten
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
 from orchestrator.tuning.summary import (
+    STOP_STEP,
     SweepSummary,
     TrialRow,
     best_trials,
@@ -102,10 +103,12 @@ def run_sweep(
     from ray.tune.logger import JsonLoggerCallback
     from ray.tune.search import ConcurrencyLimiter
 
+    from orchestrator.divergence import build_rules
     from orchestrator.tracking.mlflow_tracker import SweepTracker
     from orchestrator.tuning.callbacks import ProgressTable, TrackingCallback
     from orchestrator.tuning.schedulers import build_scheduler
     from orchestrator.tuning.searcher import SweepSearch
+    from orchestrator.tuning.stopper import DivergenceStopper
 
     sweep_dir = make_sweep_dir(config)
     resolved_file = sweep_dir / "sweep.yaml"
@@ -149,6 +152,9 @@ def run_sweep(
     if config.stopping.scheduler.kind != "none":
         scheduler.set_search_properties(config.primary.metric, config.primary.mode)
 
+    primary = (config.primary.metric, config.primary.mode)
+    stopper = DivergenceStopper(build_rules(config.stopping.divergence, primary))
+
     extra = list(callbacks or [])
     # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
     callbacks = [
@@ -175,8 +181,10 @@ def run_sweep(
             name="tune",
             storage_path=storage,
             callbacks=callbacks,
+            stop=stopper,
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            # only infrastructure failures reach Tune; the trainable ends deterministic ones
+            failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
         ),
     )
     status = "FINISHED"
@@ -216,12 +224,17 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
     cfg = result.config or {}
     # the trial folder is named <trainable>_<trial_id>_<n>_<params>
     _, tid, number, *_ = [*Path(result.path).name.split("_", 3), "", "", ""]
-    reason, _ = end_reason(cfg, metrics, result.error is not None, epochs)
+    reason, detail = end_reason(cfg, metrics, result.error is not None, epochs)
+    errored = result.error is not None or reason == "error"
+    if result.error is not None:
+        detail = str(result.error).strip().splitlines()[-1][:500] if str(result.error) else detail
     return TrialRow(
         trial=f"trial-{number}",
         trial_id=tid,
-        status="error" if result.error is not None else "done",
+        status="error" if errored else "done",
         stop_reason=reason,
+        stop_detail=detail,
+        stop_step=_int(metrics.get(STOP_STEP)),
         params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
         metrics={
             k: float(v)
@@ -231,6 +244,10 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         epochs=int(metrics.get("orch.epoch", 0) or 0),
         run_id=tracker.trial_runs.get(tid) if tracker else None,
     )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None:

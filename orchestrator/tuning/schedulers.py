@@ -1,7 +1,15 @@
-"""Scheduler registry: ``stopping.scheduler.kind`` -> a Ray Tune scheduler."""
+"""Scheduler registry: ``stopping.scheduler.kind`` -> a Ray Tune scheduler.
+
+Ray's ASHA compares ``reward < cutoff`` and its median rule drops non-finite running means,
+so a trial whose objective is NaN is never "worse" than anyone: ASHA promotes it through
+every rung and it trains to the end. Our schedulers first replace a NaN, infinite or
+missing objective by the worst finite value for the mode, so such a trial loses every
+comparison (and is cut at its first rung), while the cutoffs of the others stay finite.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +22,28 @@ if TYPE_CHECKING:
 TIME_ATTR = "training_iteration"
 
 
+#: stands for a NaN/missing objective: finite, so percentiles and means stay finite, and
+#: beyond any real metric
+WORST = 1e300
+
+
+def worst_value(mode: str) -> float:
+    """The worst finite objective for ``mode`` (``max``: -1e300, ``min``: +1e300)."""
+    return -WORST if mode == "max" else WORST
+
+
+def with_worst_objective(result: dict[str, Any], metric: str, mode: str) -> dict[str, Any]:
+    """``result`` with a missing or non-finite ``metric`` replaced by :func:`worst_value`."""
+    value = result.get(metric)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return result if ok else {**result, metric: worst_value(mode)}
+
+
 def _asha(cfg: Any, config: SweepConfig) -> TrialScheduler:
-    from ray.tune.schedulers import ASHAScheduler
+    from orchestrator.tuning.safe_schedulers import SafeASHAScheduler
 
     assert isinstance(cfg, AshaScheduler)
-    return ASHAScheduler(
+    return SafeASHAScheduler(
         time_attr=TIME_ATTR,
         max_t=config.train.epochs,
         grace_period=cfg.grace_period,
@@ -28,10 +53,10 @@ def _asha(cfg: Any, config: SweepConfig) -> TrialScheduler:
 
 
 def _median(cfg: Any, config: SweepConfig) -> TrialScheduler:
-    from ray.tune.schedulers import MedianStoppingRule
+    from orchestrator.tuning.safe_schedulers import SafeMedianStoppingRule
 
     assert isinstance(cfg, MedianScheduler)
-    return MedianStoppingRule(
+    return SafeMedianStoppingRule(
         time_attr=TIME_ATTR,
         grace_period=cfg.grace_period,
         min_samples_required=cfg.min_samples_required,

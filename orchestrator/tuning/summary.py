@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.config.models import Objective
+from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.search_space.space import SKIP_REASON
 
-#: Keys a trial reports when it stops itself (e.g. on a NaN loss).
-STOP_REASON = "orch.stop_reason"
-STOP_DETAIL = "orch.stop_detail"
+__all__ = ["STOP_DETAIL", "STOP_REASON", "STOP_STEP", "end_reason"]
 
 
 def end_reason(
@@ -46,6 +45,9 @@ class TrialRow:
     metrics: dict[str, float]
     epochs: int
     run_id: str | None = None
+    stop_detail: str = ""
+    #: optimizer step at which a divergence rule stopped it
+    stop_step: int | None = None
 
 
 @dataclass
@@ -119,6 +121,14 @@ def render_summary(summary: SweepSummary, ui: str | None) -> str:
             lines.append(f"    {k} = {v}")
         if row.run_id:
             lines.append(f"    MLflow run: {row.run_id}")
+    stopped = [r for r in summary.trials if r.stop_reason and r.stop_reason != "scheduler"]
+    if stopped:
+        lines.append("Stopped early:")
+        for r in stopped:
+            at = f" at step {r.stop_step}" if r.stop_step is not None else ""
+            lines.append(
+                f"    {r.trial}: {r.stop_reason}{at} (epoch {r.epochs}) - {r.stop_detail}"
+            )
     lines.append(f"Sweep directory: {summary.sweep_dir}")
     if summary.parent_run_id:
         lines.append(f"MLflow parent run: {summary.parent_run_id}")

@@ -8,12 +8,16 @@ through ``TuneReportCallback`` — the supported Train-in-Tune pattern of Ray Tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.config.models import Resources
+from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON
 from orchestrator.search_space.space import SKIP_REASON
 from orchestrator.training.spec import TrialSpec
+
+log = logging.getLogger(__name__)
 
 #: CPU a multi-worker trial's own process reserves when ``resources.trial_cpus`` is unset:
 #: it only waits on its workers, and Ray rejects 0.
@@ -46,15 +50,31 @@ def make_trainable(
     def trainable(params: dict[str, Any]) -> None:
         if SKIP_REASON in params:
             return  # impossible batch combination: nothing to train, nothing to report
+        from ray import tune
+
         spec = TrialSpec(sweep=sweep, params=params, data_root=data_root)
-        if resources.workers == 1:
-            from ray import tune
+        try:
+            if resources.workers == 1:
+                from orchestrator.training.loop import run_trial
 
-            from orchestrator.training.loop import run_trial
+                run_trial(spec, tune.report)
+            else:
+                _run_ddp(spec, resources, storage_path)
+        except Exception as exc:
+            from orchestrator.tuning.failures import classify, describe, root_cause
 
-            run_trial(spec, tune.report)
-        else:
-            _run_ddp(spec, resources, storage_path)
+            if classify(exc) == "infrastructure":
+                raise  # Tune restarts the trial (sweep.max_retries)
+            # the trial's own fault: it would fail the same way again, so end it here with
+            # the cause on record instead of letting Tune retry it
+            log.exception("trial failed deterministically; not retried")
+            tune.report(
+                {
+                    STOP_REASON: "error",
+                    STOP_DETAIL: describe(exc),
+                    ERROR_TYPE: type(root_cause(exc)).__name__,
+                }
+            )
 
     return trainable
 

@@ -63,7 +63,10 @@ def test_nonfinite_trial_stopped_with_reason_and_sweep_continues(tmp_path):
         assert row["epochs"] == 1  # stopped inside the first epoch, not after the last
         tags = client.get_run(row["run_id"]).data.tags
         assert tags["orch.stop_reason"] == "nonfinite"
-        assert tags["orch.stop_detail"] == "training loss became NaN/Inf at optimizer step 1"
+        assert (
+            tags["orch.stop_detail"]
+            == "training loss became NaN/Inf at optimizer step 1 (epoch 1)"
+        )
     for row in sane:
         assert row["stop_reason"] == "" and row["epochs"] == 3
         assert len(client.get_metric_history(row["run_id"], "val/mse")) == 3

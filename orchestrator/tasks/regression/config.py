@@ -10,6 +10,19 @@ from pydantic import Field
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
 
 
+class FaultConfig(StrictModel):
+    """Make every trial fail on purpose, to see how a sweep handles it (tests, demos).
+
+    ``deterministic`` raises ``ValueError`` on every attempt, as a bug in a loss would;
+    ``infrastructure`` raises ``MemoryError`` until ``log`` holds ``times`` lines, as a
+    flaky node would. Each raise appends a line to ``log``, so attempts can be counted.
+    """
+
+    kind: Literal["deterministic", "infrastructure"]
+    log: str = Field(min_length=1)
+    times: int = Field(1, ge=1)
+
+
 class RegressionTaskConfig(TaskConfig):
     """y = x·w + noise with a fixed random ``w``; an MLP learns it."""
 
@@ -20,6 +33,7 @@ class RegressionTaskConfig(TaskConfig):
     hidden: int = Field(16, ge=1)
     noise: float = Field(0.1, ge=0)
     data_seed: int = 0
+    fault: FaultConfig | None = None
 
 
 class RegressionWeights(StrictModel):

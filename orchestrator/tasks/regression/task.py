@@ -31,11 +31,26 @@ class RegressionTask:
         self.seed = seed
 
     def build_model(self) -> torch.nn.Module:
+        self._inject_fault()
         torch.manual_seed(self.seed)
         c = self.config
         return torch.nn.Sequential(
             torch.nn.Linear(c.features, c.hidden), torch.nn.Tanh(), torch.nn.Linear(c.hidden, 1)
         )
+
+    def _inject_fault(self) -> None:
+        fault = self.config.fault
+        if fault is None:
+            return
+        log = Path(fault.log)
+        fired = len(log.read_text().splitlines()) if log.exists() else 0
+        if fault.kind == "infrastructure" and fired >= fault.times:
+            return
+        with log.open("a") as f:
+            f.write(f"{fault.kind}\n")
+        if fault.kind == "deterministic":
+            raise ValueError("injected fault: a bug in the trial (fault.kind=deterministic)")
+        raise MemoryError("injected fault: the node ran out of memory (fault.kind=infrastructure)")
 
     def datasets(self) -> tuple[Dataset[Any], Dataset[Any]]:
         c = self.config
