@@ -38,7 +38,66 @@ def _parser() -> argparse.ArgumentParser:
     with_file(sweep)
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
     with_file(validate)
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay recorded curves through the stopping rules and schedulers",
+        description="Feed recorded learning curves (JSON Lines, or an MLflow experiment) "
+        "report by report to the divergence rules and Ray's schedulers, and compare what "
+        "each policy stops, when, why, and what compute it saves.",
+    )
+    replay.add_argument(
+        "curves", nargs="?", help="curves file (.jsonl), e.g. bench/curves/generated.jsonl"
+    )
+    replay.add_argument("--config", help="sweep YAML whose stopping/objective settings to use")
+    replay.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of --config (repeatable)",
+    )
+    replay.add_argument(
+        "--from-mlflow",
+        metavar="EXPERIMENT",
+        help="read the trial runs of this MLflow experiment instead of a file",
+    )
+    replay.add_argument(
+        "--tracking-uri",
+        help="MLflow URI for --from-mlflow (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    replay.add_argument("--export", metavar="FILE", help="also write the curves read as JSONL")
+    replay.add_argument(
+        "--scheduler",
+        choices=["asha", "median", "none"],
+        help="scheduler to compare (default: --config's, else asha)",
+    )
+    replay.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="trials running at once (default: --config's sweep.max_concurrent, else 4)",
+    )
+    replay.add_argument(
+        "--top-k",
+        type=_positive,
+        default=3,
+        help="how many of the best trials must survive (default 3)",
+    )
+    replay.add_argument("--metric", help="objective metric (default: --config's, else val/map)")
+    replay.add_argument("--mode", choices=["min", "max"], help="objective mode")
+    replay.add_argument("--json", action="store_true", help="print the scores as JSON")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.file, args.override)
         if args.command == "sweep":
             return _sweep(args.file, args.override)
+        if args.command == "replay":
+            return _replay(args)
     except OrchestratorError as exc:
         print(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -75,6 +136,28 @@ def _sweep(path: str, overrides: list[str]) -> int:
 
     summary = run_sweep(config, sweep_file=path)
     return 0 if summary.best else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from orchestrator.replay.command import ReplayOptions, run_replay
+
+    run_replay(
+        ReplayOptions(
+            curves=args.curves,
+            config=args.config,
+            overrides=tuple(args.override),
+            from_mlflow=args.from_mlflow,
+            tracking_uri=args.tracking_uri,
+            export=args.export,
+            scheduler=args.scheduler,
+            concurrency=args.concurrency,
+            top_k=args.top_k,
+            metric=args.metric,
+            mode=args.mode,
+            as_json=args.json,
+        )
+    )
+    return 0
 
 
 if __name__ == "__main__":

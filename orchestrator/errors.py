@@ -58,3 +58,10 @@ class ConfigErrors(OrchestratorError):
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class CurvesError(OrchestratorError):
+    """A recorded-curves file (or MLflow export) for ``orchestrate replay`` is unusable.
+
+    The message names the file and line (or the experiment) and what is wrong.
+    """

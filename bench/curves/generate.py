@@ -147,9 +147,13 @@ def nan(rng: np.random.Generator) -> Trial:
     k = int(rng.integers(3, run.n + 1))
     history = [run.report(t) for t in range(1, k)]
     bad = rng.choice(COMPONENTS, size=int(rng.integers(1, 4)), replace=False)
+    nan_eval = rng.uniform() < 0.5
     for t in range(k, min(run.n, k + int(rng.integers(0, 4))) + 1):
         report = run.report(t)
-        report.pop("val/map", None)  # a diverged report carries no evaluation
+        if nan_eval:
+            report["val/map"] = math.nan  # evaluating NaN weights: NaN scores, NaN mAP
+        else:
+            report.pop("val/map", None)  # the trial skipped evaluation
         report["train/loss"] = math.nan
         for c in bad:
             report[f"train/raw_{c}"] = math.nan if rng.uniform() < 0.7 else math.inf

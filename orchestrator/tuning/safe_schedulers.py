@@ -20,17 +20,24 @@ class WorstOnNonfinite:
     _mode: str | None
     _time_attr: str
 
-    def _fix(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _fix(self, result: dict[str, Any]) -> dict[str, Any]:
         # only results the base class would compare (it skips those without its time attr)
         if result and self._metric and self._mode and self._time_attr in result:
             return with_worst_objective(result, self._metric, self._mode)
         return result
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        return super().on_trial_result(tune_controller, trial, self._fix(result))  # type: ignore[misc]
+        fixed = self._fix(result)
+        return super().on_trial_result(tune_controller, trial, fixed)  # type: ignore[misc]
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
-        super().on_trial_complete(tune_controller, trial, self._fix(result))  # type: ignore[misc]
+        fixed = self._fix(result)
+        if self._metric and fixed and self._metric not in fixed:
+            # a healthy trial whose last report had no evaluation due: its earlier reports
+            # are on record. Ray's median rule would store this result and raise KeyError
+            # on the metric at its next comparison, ending the whole sweep.
+            return
+        super().on_trial_complete(tune_controller, trial, fixed)  # type: ignore[misc]
 
 
 class SafeASHAScheduler(WorstOnNonfinite, ASHAScheduler):

@@ -2,9 +2,10 @@
 
 Ray's ASHA compares ``reward < cutoff`` and its median rule drops non-finite running means,
 so a trial whose objective is NaN is never "worse" than anyone: ASHA promotes it through
-every rung and it trains to the end. Our schedulers first replace a NaN, infinite or
-missing objective by the worst finite value for the mode, so such a trial loses every
-comparison (and is cut at its first rung), while the cutoffs of the others stay finite.
+every rung and it trains to the end. Our schedulers first replace a NaN or infinite
+objective (and a missing one in a trial's final result) by the worst finite value for the
+mode, so such a trial loses every comparison (and is cut at its first rung), while the
+cutoffs of the others stay finite.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config.models import AshaScheduler, MedianScheduler, SweepConfig
+from orchestrator.reserved import STOP_REASON
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -32,9 +34,20 @@ def worst_value(mode: str) -> float:
     return -WORST if mode == "max" else WORST
 
 
-def with_worst_objective(result: dict[str, Any], metric: str, mode: str) -> dict[str, Any]:
-    """``result`` with a missing or non-finite ``metric`` replaced by :func:`worst_value`."""
+def with_worst_objective(
+    result: dict[str, Any], metric: str, mode: str, *, final: bool = False
+) -> dict[str, Any]:
+    """``result`` with a NaN/inf ``metric`` replaced by :func:`worst_value`.
+
+    A *missing* metric is replaced only when ``final`` or when the result says why the trial
+    stopped (``orch.stop_reason``): a report in which an evaluation is simply not due yet
+    (evaluation every 2 epochs) is skipped, as Ray does, not punished.
+    """
     value = result.get(metric)
+    if value is None:
+        if final or result.get(STOP_REASON):
+            return {**result, metric: worst_value(mode)}
+        return result
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     return result if ok else {**result, metric: worst_value(mode)}
 

@@ -68,7 +68,10 @@ def test_worst_value_replaces_nan_inf_and_missing_only() -> None:
     assert worst_value("max") == -WORST and worst_value("min") == WORST
     assert with_worst_objective({"m": math.nan}, "m", "max") == {"m": -WORST}
     assert with_worst_objective({"m": math.inf}, "m", "min") == {"m": WORST}
-    assert with_worst_objective({}, "m", "min") == {"m": WORST}
+    # an evaluation not due this report is skipped; missing at the end counts as worst
+    assert with_worst_objective({"x": 1}, "m", "min") == {"x": 1}
+    assert with_worst_objective({}, "m", "min", final=True) == {"m": WORST}
+    assert with_worst_objective({"orch.stop_reason": "spike"}, "m", "max")["m"] == -WORST
     ok = {"m": 0.25}
     assert with_worst_objective(ok, "m", "max") is ok
 

@@ -1,0 +1,125 @@
+"""``orchestrate replay``: the command behind the CLI entry (argument handling and output)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from orchestrator.divergence import DivergenceConfig, build_rules
+from orchestrator.errors import CurvesError
+from orchestrator.replay.curves import Curve, curves_from_mlflow, load_curves, write_curves
+from orchestrator.replay.evaluate import PolicyScore, render, score
+from orchestrator.replay.simulate import Policy, SchedulerSpec
+
+
+@dataclass
+class ReplayOptions:
+    """What ``orchestrate replay`` was asked for."""
+
+    curves: str | None = None
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    from_mlflow: str | None = None
+    tracking_uri: str | None = None
+    export: str | None = None
+    scheduler: str | None = None
+    concurrency: int | None = None
+    top_k: int = 3
+    metric: str | None = None
+    mode: str | None = None
+    as_json: bool = False
+
+
+def policies(
+    rules: DivergenceConfig, spec: SchedulerSpec, objective: tuple[str, str]
+) -> list[Policy]:
+    """The policies compared: no early stopping, the scheduler as Ray ships it, ours without
+    rules, the rules alone, and what a sweep runs (scheduler + rules)."""
+    detector = build_rules(rules, (objective[0], "max" if objective[1] == "max" else "min"))
+    none = SchedulerSpec(kind="none")
+    out = [Policy("no early stop", none, None)]
+    if spec.kind != "none":
+        plain = SchedulerSpec(**{**spec.__dict__, "safe": False})
+        out += [
+            Policy(f"{spec.kind} (Ray as shipped)", plain, None),
+            Policy(f"{spec.kind} (NaN = worst)", spec, None),
+        ]
+    out.append(Policy("rules only", none, detector))
+    if spec.kind != "none":
+        out.append(Policy(f"{spec.kind} + rules (sweep default)", spec, detector))
+    return out
+
+
+def run_replay(opts: ReplayOptions, out: TextIO | None = None) -> list[PolicyScore]:
+    out = out or sys.stdout
+    rules, spec, metric, mode, concurrency = _settings(opts)
+    curves = _curves(opts)
+    if opts.export:
+        n = write_curves(curves, opts.export)
+        # stderr under --json, so stdout stays one JSON document
+        (sys.stderr if opts.as_json else out).write(f"wrote {n} curves to {opts.export}\n")
+    scores = [
+        score(curves, p, metric=metric, mode=mode, concurrency=concurrency, top_k=opts.top_k)
+        for p in policies(rules, spec, (metric, mode))
+    ]
+    if opts.as_json:
+        payload = {
+            "curves": len(curves),
+            "concurrency": concurrency,
+            "objective": {"metric": metric, "mode": mode},
+            "policies": [s.to_dict() for s in scores],
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        out.write(f"objective {metric} ({mode})\n")
+        out.write(render(scores, len(curves), concurrency))
+    return scores
+
+
+def _curves(opts: ReplayOptions) -> list[Curve]:
+    if opts.from_mlflow:
+        from orchestrator.tracking.uri import resolve_tracking_uri
+
+        return curves_from_mlflow(opts.from_mlflow, resolve_tracking_uri(opts.tracking_uri))
+    if not opts.curves:
+        raise CurvesError("replay needs a curves file or --from-mlflow EXPERIMENT")
+    return load_curves(opts.curves)
+
+
+def _settings(
+    opts: ReplayOptions,
+) -> tuple[DivergenceConfig, SchedulerSpec, str, str, int]:
+    """Rules, scheduler, objective and concurrency: from ``--config`` or the defaults,
+    then the command-line flags."""
+    rules = DivergenceConfig()
+    spec = SchedulerSpec()
+    metric, mode, concurrency = "val/map", "max", 4
+    if opts.config:
+        from orchestrator.config import load_sweep
+
+        config = load_sweep(opts.config, list(opts.overrides))
+        rules = config.stopping.divergence
+        s = config.stopping.scheduler
+        if s.kind == "asha":
+            spec = SchedulerSpec(
+                "asha",
+                grace_period=s.grace_period,
+                reduction_factor=s.reduction_factor,
+                brackets=s.brackets,
+            )
+        elif s.kind == "median":
+            spec = SchedulerSpec(
+                "median", grace_period=s.grace_period, min_samples_required=s.min_samples_required
+            )
+        else:
+            spec = SchedulerSpec("none")
+        metric, mode = config.primary.metric, config.primary.mode
+        concurrency = config.sweep.max_concurrent
+    if opts.scheduler:
+        spec = SchedulerSpec(**{**spec.__dict__, "kind": opts.scheduler})
+    metric = opts.metric or metric
+    mode = opts.mode or mode
+    concurrency = opts.concurrency or concurrency
+    return rules, spec, metric, mode, concurrency
