@@ -1,4 +1,4 @@
-"""``components``: the explosion and nonfinite rules applied to every raw loss component."""
+"""``components``: explosion, collapse and NaN rules applied to every raw loss component."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
     StopReason,
+    finite_series,
+    fmt,
     require,
 )
 from orchestrator.divergence.explosion import ExplosionDetector, Reference
@@ -19,6 +21,12 @@ class ComponentsDetector(DivergenceDetector):
     explode while the weighted total still looks fine, and the model it trains is broken all
     the same. Codes are ``component_explosion:loss_<c>`` and ``component_nonfinite:loss_<c>``;
     the earliest component wins, ties in sorted name order.
+
+    A component can also *collapse*: fall below ``collapse_ratio`` × its first value
+    (``component_collapse:loss_<c>``). Healthy detection losses shrink by 3-30× over a run;
+    a term at a thousandth of its start has stopped carrying signal (a classification loss
+    under a near-zero background weight that predicts background everywhere, a box term
+    with no matched queries), while the total may look like steady progress.
     """
 
     name = "components"
@@ -30,8 +38,14 @@ class ComponentsDetector(DivergenceDetector):
         factor: float = 10.0,
         reference: Reference = "best",
         nonfinite: bool = True,
+        collapse_ratio: float | None = 1e-3,
     ) -> None:
         require(isinstance(prefix, str) and bool(prefix), self.name, "prefix", prefix, "non-empty")
+        if collapse_ratio is not None:
+            require(
+                0 < collapse_ratio < 1, self.name, "collapse_ratio", collapse_ratio, "in (0, 1)"
+            )
+        self.collapse_ratio = collapse_ratio
         # builds one detector to check factor and reference now, not at the first report
         ExplosionDetector(prefix + "x", factor=factor, reference=reference)
         self.prefix, self.factor, self.reference, self.nonfinite = (
@@ -57,8 +71,24 @@ class ComponentsDetector(DivergenceDetector):
                     code=f"component_explosion:{component}",
                 )
             )
-            for rule in rules:
-                reason = rule.check(history)
+            reasons = [rule.check(history) for rule in rules]
+            reasons.append(self._collapse(history, key, component))
+            for reason in reasons:
                 if reason is not None and (found is None or reason.index < found.index):
                     found = reason
         return found
+
+    def _collapse(self, history: History, key: str, component: str) -> StopReason | None:
+        if self.collapse_ratio is None:
+            return None
+        series = finite_series(history, key)
+        if not series or series[0][1] <= 0:
+            return None
+        first = series[0][1]
+        for i, v in series[1:]:
+            if v < self.collapse_ratio * first:
+                detail = (
+                    f"{key} = {fmt(v)} < {self.collapse_ratio:g} × its first value {fmt(first)}"
+                )
+                return StopReason(f"component_collapse:{component}", detail, i)
+        return None

@@ -40,7 +40,7 @@ class NonfiniteRule(RuleConfig):
 
 
 class ComponentsRule(RuleConfig):
-    """Explosion and NaN rules on every ``train/raw_<c>`` loss component."""
+    """Explosion, collapse and NaN rules on every ``train/raw_<c>`` loss component."""
 
     #: a component above ``factor`` × its reference is exploding; 10× its best is far
     #: beyond the spikes of healthy training, yet reached within a few reports of a blow-up
@@ -48,6 +48,8 @@ class ComponentsRule(RuleConfig):
     reference: Literal["initial", "best"] = "best"
     #: also stop on a NaN/inf component (the total usually turns NaN in the same report)
     nonfinite: bool = True
+    #: a component below this fraction of its first value has collapsed; null disables
+    collapse_ratio: float | None = Field(1e-3, gt=0, lt=1)
 
 
 class GradNormRule(RuleConfig):

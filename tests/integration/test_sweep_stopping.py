@@ -107,3 +107,43 @@ def test_infrastructure_failure_is_retried(tmp_path):
     for row in summary["trials"]:
         assert row["status"] == "done" and row["stop_reason"] == "" and row["epochs"] == 4
     assert summary["best"]
+
+
+@pytest.mark.timeout(600)
+def test_nan_on_one_ddp_rank_stops_every_rank_without_a_hang(tmp_path):
+    log = tmp_path / "faults.log"
+    # rank 1 alone sees a NaN loss at its 3rd micro-batch (optimizer step 2: micro 4 x
+    # 2 workers x accumulation 2 = 16); rank 0's loss stays finite. If the ranks did not
+    # agree, rank 0 would wait in the next all-reduce forever.
+    fault = f", fault: {{kind: nan, log: '{log}', rank: 1, at_step: 3}}"
+    path_extra = "resources: {workers: 2, cpus_per_worker: 1}\n"
+    path = tmp_path / "ddp.yaml"
+    text = BASE.format(name="ddpnan", task_extra=fault, stopping_extra="")
+    text = text.replace("batch: {effective: 16, micro: 8}", "batch: {effective: 16, micro: 4}")
+    text = text.replace("num_samples: 2, max_concurrent: 2", "num_samples: 1, max_concurrent: 1")
+    path.write_text(text + path_extra)
+    db = tmp_path / "mlflow.db"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "sweep",
+            str(path),
+            "-o",
+            f"sweep.dir={tmp_path / 'sweeps'}",
+            "-o",
+            f"tracking.uri=sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # no objective
+    assert log.read_text().splitlines() == ["nan rank 1 micro-batch 3"]
+    (sweep_dir,) = (tmp_path / "sweeps").glob("ddpnan-*")
+    (row,) = json.loads((sweep_dir / "summary.json").read_text())["trials"]
+    assert row["stop_reason"] == "nonfinite" and row["status"] == "done"
+    assert row["epochs"] == 1 and row["stop_step"] == 2
+    assert "training loss became NaN/Inf at optimizer step 2" in row["stop_detail"]

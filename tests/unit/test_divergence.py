@@ -127,6 +127,15 @@ def test_component_nonfinite_code() -> None:
     assert reason is not None and reason.code == "component_nonfinite:loss_bbox"
 
 
+def test_component_collapse_fires_below_a_thousandth_of_the_start() -> None:
+    history = [{"train/raw_cls": 1.2}, {"train/raw_cls": 0.05}, {"train/raw_cls": 0.0009}]
+    reason = ComponentsDetector().check(history)
+    assert reason is not None and reason.index == 2
+    assert reason.code == "component_collapse:loss_cls"
+    assert reason.detail == "train/raw_cls = 0.0009 < 0.001 × its first value 1.2"
+    assert ComponentsDetector(collapse_ratio=None).check(history) is None
+
+
 # --- grad norm ---------------------------------------------------------------------------
 
 

@@ -15,12 +15,16 @@ class FaultConfig(StrictModel):
 
     ``deterministic`` raises ``ValueError`` on every attempt, as a bug in a loss would;
     ``infrastructure`` raises ``MemoryError`` until ``log`` holds ``times`` lines, as a
-    flaky node would. Each raise appends a line to ``log``, so attempts can be counted.
+    flaky node would; ``nan`` makes the loss NaN on DDP rank ``rank`` only, from its
+    ``at_step``-th micro-batch on (the other ranks never see it). Each fault appends a line
+    to ``log``, so attempts can be counted.
     """
 
-    kind: Literal["deterministic", "infrastructure"]
+    kind: Literal["deterministic", "infrastructure", "nan"]
     log: str = Field(min_length=1)
     times: int = Field(1, ge=1)
+    rank: int = Field(0, ge=0)
+    at_step: int = Field(1, ge=1)
 
 
 class RegressionTaskConfig(TaskConfig):

@@ -29,6 +29,7 @@ class RegressionTask:
         self.config = config
         self.weights = loss.weight
         self.seed = seed
+        self._calls = 0
 
     def build_model(self) -> torch.nn.Module:
         self._inject_fault()
@@ -40,7 +41,7 @@ class RegressionTask:
 
     def _inject_fault(self) -> None:
         fault = self.config.fault
-        if fault is None:
+        if fault is None or fault.kind == "nan":
             return
         log = Path(fault.log)
         fired = len(log.read_text().splitlines()) if log.exists() else 0
@@ -51,6 +52,19 @@ class RegressionTask:
         if fault.kind == "deterministic":
             raise ValueError("injected fault: a bug in the trial (fault.kind=deterministic)")
         raise MemoryError("injected fault: the node ran out of memory (fault.kind=infrastructure)")
+
+    def _maybe_nan(self, total: torch.Tensor) -> torch.Tensor:
+        fault = self.config.fault
+        if fault is None or fault.kind != "nan" or not torch.is_grad_enabled():
+            return total
+        self._calls += 1
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        if rank != fault.rank or self._calls < fault.at_step:
+            return total
+        if self._calls == fault.at_step:
+            with Path(fault.log).open("a") as f:
+                f.write(f"nan rank {rank} micro-batch {self._calls}\n")
+        return total * float("nan")
 
     def datasets(self) -> tuple[Dataset[Any], Dataset[Any]]:
         c = self.config
@@ -74,6 +88,7 @@ class RegressionTask:
         weights = {"mse": self.weights.mse, "l1": self.weights.l1}
         total = sum(weights[k] * raw[k] for k in raw)
         assert isinstance(total, torch.Tensor)
+        total = self._maybe_nan(total)
         return LossOutput(
             total=total,
             raw={k: v.detach() for k, v in raw.items()},
