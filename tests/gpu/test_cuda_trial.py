@@ -35,3 +35,27 @@ objective: {metric: val/map, mode: max}
 """
     (report,) = run(tmp_path, text)
     assert report["orch.step"] == 2
+
+
+def test_fp16_skipped_steps_are_counted_not_divergence(tmp_path):
+    # weight 1e5: at the scaler's initial scale (65536) the fp16 gradients overflow, so the
+    # first ~17 steps are skipped while the scale halves; 64 steps per epoch keep that
+    # under amp_overflow's 50%. The trial must neither stop nor report an inf grad norm.
+    from tests.unit.test_trial_loop import run
+
+    text = """\
+name: amp
+task: {kind: regression, num_train: 1024, num_val: 64}
+loss: {weight: {mse: 1.0e+5, l1: 0.0}}
+optim: {name: adamw, lr: 1.0e-3}
+batch: {effective: 16, micro: 16}
+train: {epochs: 2, grad_clip: null}
+backend: {mixed_precision: fp16}
+objective: {metric: val/mse, mode: min}
+"""
+    reports = run(tmp_path, text)
+    assert [r["orch.epoch"] for r in reports] == [1, 2]
+    assert "orch.stop_reason" not in reports[-1]
+    assert 0 < reports[0]["train/skipped_frac"] < 0.5
+    assert reports[1]["train/skipped_frac"] < reports[0]["train/skipped_frac"]
+    assert all(r["train/grad_norm"] < float("inf") for r in reports)

@@ -82,3 +82,19 @@ objective: {metric: val/map, mode: max}
     for key in ("train/loss", "train/raw_cls", "train/raw_bbox", "train/raw_giou", "val/loss_raw"):
         assert math.isfinite(report[key]), key
     assert 0.0 <= report["val/map"] <= 1.0 and 0.0 <= report["val/map_50"] <= 1.0
+
+
+def test_divergence_rule_stops_inside_the_trial_with_reason_and_step(tmp_path):
+    # val/mse must halve every 2 reports: no run does, so plateau fires at the 3rd report
+    text = REGRESSION.replace("train: {epochs: 3", "train: {epochs: 6") + (
+        "stopping:\n  divergence:\n    plateau: {metric: val/mse, window: 2, warmup: 2,"
+        " min_improvement: 0.5, min_progress: null}\n"
+    )
+    reports = run(tmp_path, text)
+    assert len(reports) == 3
+    last = reports[-1]
+    assert last["orch.stop_reason"] == "plateau"
+    assert last["orch.stop_step"] == 12  # 64 samples / 16 per step x 3 epochs
+    assert "best val/mse improved" in last["orch.stop_detail"]
+    assert all(r["train/skipped_frac"] == 0.0 for r in reports)  # fp32: no scaler
+    assert all("orch.stop_reason" not in r for r in reports[:-1])
