@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--metric", help="objective metric (default: --config's, else val/map)")
     replay.add_argument("--mode", choices=["min", "max"], help="objective mode")
     replay.add_argument("--json", action="store_true", help="print the scores as JSON")
+    replay.add_argument(
+        "--trials",
+        action="store_true",
+        help="list each trial the sweep's policy stopped: when and why",
+    )
     return parser
 
 
@@ -155,6 +160,7 @@ def _replay(args: argparse.Namespace) -> int:
             metric=args.metric,
             mode=args.mode,
             as_json=args.json,
+            show_trials=args.trials,
         )
     )
     return 0

@@ -10,7 +10,7 @@ from typing import TextIO
 from orchestrator.divergence import DivergenceConfig, build_rules
 from orchestrator.errors import CurvesError
 from orchestrator.replay.curves import Curve, curves_from_mlflow, load_curves, write_curves
-from orchestrator.replay.evaluate import PolicyScore, render, score
+from orchestrator.replay.evaluate import PolicyScore, render, render_stops, score
 from orchestrator.replay.simulate import Policy, SchedulerSpec
 
 
@@ -30,6 +30,8 @@ class ReplayOptions:
     metric: str | None = None
     mode: str | None = None
     as_json: bool = False
+    #: list every trial the sweep's policy stopped, with when and why
+    show_trials: bool = False
 
 
 def policies(
@@ -39,7 +41,7 @@ def policies(
     rules, the rules alone, and what a sweep runs (scheduler + rules)."""
     detector = build_rules(rules, (objective[0], "max" if objective[1] == "max" else "min"))
     none = SchedulerSpec(kind="none")
-    out = [Policy("no early stop", none, None)]
+    out = [Policy("no early stop", none, None)]  # the last policy is the sweep's own
     if spec.kind != "none":
         plain = SchedulerSpec(**{**spec.__dict__, "safe": False})
         out += [
@@ -64,17 +66,36 @@ def run_replay(opts: ReplayOptions, out: TextIO | None = None) -> list[PolicySco
         score(curves, p, metric=metric, mode=mode, concurrency=concurrency, top_k=opts.top_k)
         for p in policies(rules, spec, (metric, mode))
     ]
+    configured = scores[-1]  # what `orchestrate sweep` would run with these settings
     if opts.as_json:
         payload = {
             "curves": len(curves),
             "concurrency": concurrency,
             "objective": {"metric": metric, "mode": mode},
+            "policy": configured.policy,
+            "compute_fraction": configured.compute_fraction,
+            "diverged_recall": configured.diverged_recall,
+            "topk_false_stops": configured.topk_false_stops,
+            "mean_detection_delay": configured.mean_detection_delay,
+            "stopped": [
+                {
+                    "trial": o.trial,
+                    "report": o.reports,
+                    "by": o.stopped_by,
+                    "reason": o.reason,
+                    "detail": o.detail,
+                }
+                for o in configured.outcomes
+                if o.stopped_by
+            ],
             "policies": [s.to_dict() for s in scores],
         }
         out.write(json.dumps(payload, indent=2) + "\n")
     else:
         out.write(f"objective {metric} ({mode})\n")
         out.write(render(scores, len(curves), concurrency))
+        if opts.show_trials:
+            out.write(render_stops(curves, configured))
     return scores
 
 

@@ -18,19 +18,24 @@ class PolicyScore:
     """One policy's numbers (``None`` where the curves carry no labels to judge by)."""
 
     policy: str
-    compute: float  # reports consumed / reports of the full curves
+    #: steps consumed / steps of the full curves (a report's ``step``, ``orch.step`` or,
+    #: without either, its position counts as its step)
+    compute_fraction: float
     stopped_by_rules: int
     stopped_by_scheduler: int
     reasons: dict[str, int]
     top_k: int
     top_k_kept: int  # of the k best trials (full-curve objective), how many ran to the end
     best_kept: bool
+    topk_false_stops: int = 0  # top_k - top_k_kept
     diverged: int | None = None
-    recall: float | None = None  # diverged trials stopped early (by anything)
+    diverged_recall: float | None = None  # diverged trials stopped early (by anything)
     rules_recall: float | None = None  # diverged trials stopped by a rule
     healthy: int | None = None
     false_stops: int | None = None  # healthy trials stopped by a rule
-    median_delay: float | None = None  # reports from onset to the stop, diverged trials
+    #: reports from the onset to the stop, over stopped diverged trials (negative: the
+    #: scheduler cut the trial before it diverged)
+    mean_detection_delay: float | None = None
     nan_trials: int = 0
     nan_first_report: int = 0  # of those, stopped at (or before) the first NaN report
     #: the scheduler raised during the replay (as it would have crashed the live sweep)
@@ -51,6 +56,15 @@ def final_value(curve: Curve, metric: str) -> float | None:
         if v is not None and math.isfinite(v):
             return v
     return None
+
+
+def steps(curve: Curve) -> list[float]:
+    """The step of each report: its ``step`` / ``orch.step`` value, else its position."""
+    out = []
+    for i, report in enumerate(curve.history):
+        v = as_number(report.get("step", report.get("orch.step")))
+        out.append(v if v is not None and math.isfinite(v) else float(i + 1))
+    return out
 
 
 def first_nonfinite(curve: Curve) -> int | None:
@@ -78,8 +92,9 @@ def score(
         return PolicyScore(
             policy.name, math.nan, 0, 0, {}, 0, 0, False, error=f"{type(exc).__name__}: {exc}"
         )
-    spent = sum(o.reports for o in outcomes)
-    total = sum(o.total for o in outcomes)
+    step_lists = [steps(c) for c in curves]
+    spent = sum(st[o.reports - 1] for st, o in zip(step_lists, outcomes, strict=True))
+    total = sum(st[-1] for st in step_lists)
     pairs = list(zip(curves, outcomes, strict=True))
 
     # the k best trials by what their full curves reached; diverged ones never count
@@ -95,13 +110,14 @@ def score(
 
     s = PolicyScore(
         policy=policy.name,
-        compute=spent / max(total, 1),
+        compute_fraction=spent / max(total, 1),
         stopped_by_rules=sum(1 for o in outcomes if o.stopped_by == "rules"),
         stopped_by_scheduler=sum(1 for o in outcomes if o.stopped_by == "scheduler"),
         reasons=dict(Counter(o.reason.split(":")[0] for o in outcomes if o.reason)),
         top_k=len(top),
         top_k_kept=kept,
         best_kept=bool(top) and pairs[top[0]][1].stopped_by is None,
+        topk_false_stops=len(top) - kept,
         outcomes=outcomes,
     )
     for c, o in pairs:
@@ -114,14 +130,14 @@ def score(
         healthy = [(c, o) for c, o in pairs if c.label == "healthy"]
         s.diverged, s.healthy = len(diverged), len(healthy)
         if diverged:
-            s.recall = sum(1 for _, o in diverged if o.stopped_by) / len(diverged)
+            s.diverged_recall = sum(1 for _, o in diverged if o.stopped_by) / len(diverged)
             s.rules_recall = sum(1 for _, o in diverged if o.stopped_by == "rules") / len(diverged)
             delays = [
                 o.reports - 1 - c.onset
                 for c, o in diverged
                 if o.stopped_by and c.onset is not None
             ]
-            s.median_delay = statistics.median(delays) if delays else None
+            s.mean_detection_delay = statistics.fmean(delays) if delays else None
         s.false_stops = sum(1 for _, o in healthy if o.stopped_by == "rules")
     return s
 
@@ -131,20 +147,25 @@ def render(scores: list[PolicyScore], n_curves: int, concurrency: int) -> str:
     labelled = scores and scores[0].diverged is not None
     head = ["policy", "compute", "rule stops", "sched stops"]
     if labelled:
-        head += ["recall", "by rules", "false stops", "delay"]
+        head += ["recall", "by rules", "healthy stopped", "delay"]
     head += [f"top-{scores[0].top_k} kept" if scores else "top-k kept", "best kept", "NaN@1st"]
     rows = []
     for s in scores:
         if s.error:
             rows.append([s.policy, f"CRASHED: {s.error}"] + [""] * (len(head) - 2))
             continue
-        row = [s.policy, f"{s.compute:.0%}", str(s.stopped_by_rules), str(s.stopped_by_scheduler)]
+        row = [
+            s.policy,
+            f"{s.compute_fraction:.0%}",
+            str(s.stopped_by_rules),
+            str(s.stopped_by_scheduler),
+        ]
         if labelled:
             row += [
-                _pct(s.recall),
+                _pct(s.diverged_recall),
                 _pct(s.rules_recall),
                 f"{s.false_stops}/{s.healthy}",
-                "-" if s.median_delay is None else f"{s.median_delay:g}",
+                "-" if s.mean_detection_delay is None else f"{s.mean_detection_delay:+.1f}",
             ]
         row += [
             f"{s.top_k_kept}/{s.top_k}",
@@ -163,6 +184,19 @@ def render(scores: list[PolicyScore], n_curves: int, concurrency: int) -> str:
         if s.reasons:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items()))
             lines.append(f"  {s.policy}: rules fired: {counts}")
+    return "\n".join(lines) + "\n"
+
+
+def render_stops(curves: list[Curve], s: PolicyScore) -> str:
+    """Which trials ``s`` stopped, when and why, one line each."""
+    lines = [f"Stopped under {s.policy!r}:"]
+    for c, o in zip(curves, s.outcomes, strict=True):
+        if o.stopped_by is None:
+            continue
+        step = steps(c)[o.reports - 1]
+        label = f" [{c.label}{'/' + c.family if c.family else ''}]" if c.label else ""
+        why = f"{o.reason}: {o.detail}" if o.stopped_by == "rules" else "scheduler"
+        lines.append(f"  {c.trial}{label}: report {o.reports}/{o.total} (step {step:g}) - {why}")
     return "\n".join(lines) + "\n"
 
 

@@ -80,10 +80,10 @@ def test_score_counts_compute_recall_false_stops_and_top_k() -> None:
         concurrency=3,
         top_k=2,
     )
-    assert s.compute == pytest.approx((4 + 4 + 3) / 12)
-    assert (s.recall, s.rules_recall, s.false_stops, s.healthy) == (1.0, 1.0, 0, 2)
-    assert (s.top_k, s.top_k_kept, s.best_kept) == (2, 2, True)
-    assert (s.nan_trials, s.nan_first_report, s.median_delay) == (1, 1, 0)
+    assert s.compute_fraction == pytest.approx((4 + 4 + 3) / 12)
+    assert (s.diverged_recall, s.rules_recall, s.false_stops, s.healthy) == (1.0, 1.0, 0, 2)
+    assert (s.top_k, s.top_k_kept, s.best_kept, s.topk_false_stops) == (2, 2, True, 0)
+    assert (s.nan_trials, s.nan_first_report, s.mean_detection_delay) == (1, 1, 0)
     assert s.reasons == {"nonfinite": 1}
 
 
@@ -128,12 +128,14 @@ def test_cli_replay_json_on_the_shipped_curves() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     payload = json.loads(proc.stdout)
     by = {p["policy"]: p for p in payload["policies"]}
-    assert by["no early stop"]["compute"] == 1.0
+    assert by["no early stop"]["compute_fraction"] == 1.0
     default = by["asha + rules (sweep default)"]
-    assert default["compute"] <= 0.6
-    assert default["recall"] >= 0.95 and default["false_stops"] == 0
+    assert payload["policy"] == default["policy"]
+    assert payload["compute_fraction"] == default["compute_fraction"] <= 0.6
+    assert payload["diverged_recall"] >= 0.95 and default["false_stops"] == 0
     assert default["nan_first_report"] == default["nan_trials"] > 0
-    assert by["rules only"]["top_k_kept"] == 3
+    assert by["rules only"]["topk_false_stops"] == 0
+    assert {"trial", "report", "by", "reason", "detail"} <= set(payload["stopped"][0])
 
 
 def test_cli_replay_bad_file_is_one_line_error(tmp_path: Path) -> None:
