@@ -18,7 +18,7 @@ from orchestrator.divergence.config import DivergenceConfig
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
-SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train")
+SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")
 
 Scalar = str | int | float | bool | None
 
@@ -120,10 +120,30 @@ class BatchConfig(StrictModel):
     """Samples per optimizer step (``effective``) and per forward pass on one worker (``micro``).
 
     Gradient accumulation is derived: ``effective / (micro * workers)``; it must be whole.
+    ``micro: auto`` probes, in each trial before training, the largest micro-batch that fits
+    in memory and divides ``effective / workers``.
     """
 
     effective: int = Field(16, ge=1, le=1_000_000)
-    micro: int = Field(4, ge=1, le=1_000_000)
+    micro: int | Literal["auto"] = 4
+    #: learning rate used = ``optim.lr`` x f(effective / reference): ``linear`` (Goyal et
+    #: al.), ``sqrt`` (adaptive optimizers, Krizhevsky / Hoffer), or ``none``
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    #: the batch size ``optim.lr`` was tuned for; null = this section's ``effective``
+    reference: int | None = Field(None, ge=1)
+
+    @field_validator("micro")
+    @classmethod
+    def _micro_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 1_000_000:
+            raise ValueError("must be auto or a whole number in [1, 1000000]")
+        return v
+
+
+class EmaConfig(StrictModel):
+    """An exponential moving average of the weights, evaluated instead of the raw weights."""
+
+    decay: float = Field(0.999, gt=0, lt=1)
 
 
 class TrainConfig(StrictModel):
@@ -135,6 +155,8 @@ class TrainConfig(StrictModel):
     seed: int = 0
     #: log training metrics to the live curve every this many optimizer steps
     log_every: int = Field(1, ge=1)
+    #: keep an EMA of the weights (RT-DETR uses decay 0.9999) and evaluate it; null = off
+    ema: EmaConfig | None = None
 
 
 class Resources(StrictModel):
@@ -149,10 +171,31 @@ class Resources(StrictModel):
 
 
 class BackendConfig(StrictModel):
-    """How each trial trains. ``ddp`` = Accelerate over Ray Train's process group."""
+    """How each trial trains: ``ddp`` (Accelerate over Ray Train's process group) or
+    ``deepspeed`` (Accelerate's DeepSpeed plugin, ZeRO ``zero_stage``; needs a GPU and
+    ``pip install -e .[deepspeed]``; see docs/batch.md)."""
 
-    kind: Literal["ddp"] = "ddp"
+    kind: Literal["ddp", "deepspeed"] = "ddp"
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    offload_optimizer: Literal["none", "cpu"] = "none"
+    offload_params: Literal["none", "cpu"] = "none"
+    #: a DeepSpeed JSON config (e.g. launch/deepspeed_zero2.json); its batch, accumulation
+    #: and clipping keys are set from the sweep so the two cannot disagree
+    deepspeed_config: str | None = None
+    #: raise an out-of-memory error in every forward pass over more than this many samples:
+    #: exercises the OOM back-off and ``micro: auto`` without a GPU (tests, demos)
+    simulate_oom_above: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _offload_needs_deepspeed(self) -> BackendConfig:
+        if self.kind != "deepspeed" and (
+            self.offload_optimizer != "none" or self.offload_params != "none"
+        ):
+            raise ValueError("offload_optimizer/offload_params need kind: deepspeed")
+        if self.offload_params != "none" and self.zero_stage != 3:
+            raise ValueError("offload_params needs zero_stage: 3 (ZeRO-3 partitions parameters)")
+        return self
 
 
 class TPESampler(StrictModel):

@@ -160,13 +160,13 @@ def _can_take(spec: ParamSpec, value: Any) -> bool:
     return low <= value <= high
 
 
-def _discrete_values(config: SweepConfig, key: str) -> list[int] | None:
+def _discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
     """All values ``batch.<key>`` can take, or None when there are too many to list."""
     spec = config.space.get(f"batch.{key}")
     if spec is None:
         return [getattr(config.batch, key)]
     if spec.choice is not None:
-        return [v for v in spec.choice if isinstance(v, int)]
+        return [v for v in spec.choice if isinstance(v, int) or v == "auto"]
     if spec.int_ is not None:
         low, high = spec.int_
         step = int(spec.step or 1)
@@ -183,7 +183,7 @@ def _batch_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
         return []
     workers = config.resources.workers
     problems = [
-        batch_problem(e, m, workers)
+        batch_problem(int(e), m, workers)
         for e, m in itertools.islice(itertools.product(effective, micro), _MAX_COMBINATIONS)
     ]
     if all(problems):

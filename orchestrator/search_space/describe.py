@@ -38,7 +38,7 @@ def describe(config: SweepConfig) -> str:
         bad = [
             (e, m)
             for e, m in itertools.product(eff, mic)
-            if batch_problem(e, m, config.resources.workers)
+            if batch_problem(int(e), m, config.resources.workers)
         ]
         if bad:
             shown = ", ".join(f"{e}/{m}" for e, m in bad[:6])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config.models import ParamSpec, SweepConfig
-from orchestrator.search_space.batch import batch_problem
+from orchestrator.search_space.batch import AUTO, batch_problem, scaled_lr
 from orchestrator.search_space.conditions import evaluation_order, is_active
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ EFFECTIVE_BATCH = "orch.effective_batch"
 MICRO_BATCH = "orch.micro_batch"
 ACCUM = "orch.accum"
 WORLD_SIZE = "orch.world_size"
+LR_SCALED = "orch.lr_scaled"
 SKIP_REASON = "orch.skip_reason"
 
 
@@ -33,6 +34,7 @@ class SearchSpace:
         self.order = evaluation_order(self.params)
         self._batch = config.batch
         self._workers = config.resources.workers
+        self._lr = config.optim.lr
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         sampled: dict[str, Any] = {}
@@ -45,15 +47,22 @@ class SearchSpace:
     def derived(self, sampled: dict[str, Any]) -> dict[str, Any]:
         """Constants added to a trial's config: its batch plan, or why it must be skipped."""
         effective = int(sampled.get("batch.effective", self._batch.effective))
-        micro = int(sampled.get("batch.micro", self._batch.micro))
+        raw_micro = sampled.get("batch.micro", self._batch.micro)
+        micro: int | str = raw_micro if raw_micro == AUTO else int(raw_micro)
         problem = batch_problem(effective, micro, self._workers)
         if problem:
             return {SKIP_REASON: problem}
+        rule = sampled.get("batch.lr_scaling", self._batch.lr_scaling)
+        reference = sampled.get("batch.reference", self._batch.reference)
+        lr = float(sampled.get("optim.lr", self._lr))
         return {
             EFFECTIVE_BATCH: effective,
+            # with micro: auto the trial chooses; it reports the final micro-batch and
+            # accumulation (orch.micro_batch / orch.accum in its results)
             MICRO_BATCH: micro,
-            ACCUM: effective // (micro * self._workers),
+            ACCUM: AUTO if micro == AUTO else effective // (int(micro) * self._workers),
             WORLD_SIZE: self._workers,
+            LR_SCALED: scaled_lr(lr, effective, reference or self._batch.effective, rule),
         }
 
 

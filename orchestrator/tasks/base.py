@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,11 +42,14 @@ class LossOutput:
     ``total`` is the differentiable weighted sum that is back-propagated;
     ``raw`` holds each component unweighted and ``weighted`` each component times its
     weight (both detached), keyed by component name (``cls``, ``bbox``, ``giou`` ...).
+    ``reduction`` says how ``total`` reduces over the micro-batch's samples: ``mean``, or
+    ``sum`` (RAM's ASL), which the loop rescales so the step sums over the effective batch.
     """
 
     total: torch.Tensor
     raw: dict[str, torch.Tensor] = field(default_factory=dict)
     weighted: dict[str, torch.Tensor] = field(default_factory=dict)
+    reduction: Literal["mean", "sum"] = "mean"
 
 
 class Task(Protocol):

@@ -32,16 +32,20 @@ class MicroBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.seed = seed
         self.epoch = 0
+        self.start_step = 0
 
     @property
     def steps_per_epoch(self) -> int:
         return self.num_samples // self.plan.effective
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Epoch ``epoch``'s permutation, from optimizer step ``start_step`` on (a step redone
+        after an out-of-memory back-off gets the same samples, split differently)."""
         self.epoch = epoch
+        self.start_step = start_step
 
     def __len__(self) -> int:
-        return self.steps_per_epoch * self.plan.accum
+        return (self.steps_per_epoch - self.start_step) * self.plan.accum
 
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -49,6 +53,6 @@ class MicroBatchSampler(Sampler[list[int]]):
         p = self.plan
         used = perm[: self.steps_per_epoch * p.effective]
         grid = used.view(self.steps_per_epoch, p.accum, p.workers, p.micro)
-        for step in range(self.steps_per_epoch):
+        for step in range(self.start_step, self.steps_per_epoch):
             for a in range(p.accum):
                 yield grid[step, a, self.rank].tolist()

@@ -6,8 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.models import BatchConfig, OptimConfig, SweepConfig, TrainConfig
-from orchestrator.search_space.batch import BatchPlan, plan_batch
+from orchestrator.config.models import (
+    BackendConfig,
+    BatchConfig,
+    OptimConfig,
+    SweepConfig,
+    TrainConfig,
+)
+from orchestrator.search_space.batch import (
+    AUTO,
+    BatchPlan,
+    micro_candidates,
+    plan_batch,
+    scaled_lr,
+)
 from orchestrator.search_space.space import apply_params
 from orchestrator.tasks.base import LossConfig
 
@@ -19,6 +31,8 @@ class TrialSpec:
     sweep: dict[str, Any]
     params: dict[str, Any]
     data_root: str
+    #: where rank 0 writes the final weights (``model.pt``) and batch plan; None = nowhere
+    output_dir: str | None = None
 
     def config(self) -> SweepConfig:
         from orchestrator.config.loader import _typed_model
@@ -35,7 +49,12 @@ class ResolvedTrial:
     optim: OptimConfig
     batch: BatchConfig
     train: TrainConfig
+    backend: BackendConfig
+    #: the batch split; with ``micro: auto`` a provisional one (the largest micro-batch) that
+    #: the trial's memory probe replaces
     plan: BatchPlan
+    #: ``optim.lr`` after ``batch.lr_scaling`` for this trial's effective batch
+    lr: float
     data_root: Path
 
 
@@ -44,12 +63,19 @@ def resolve(spec: TrialSpec) -> ResolvedTrial:
     config = spec.config()
     hyper = apply_params(config.hyperparameters(), spec.params)
     batch = BatchConfig.model_validate(hyper["batch"])
+    optim = OptimConfig.model_validate(hyper["optim"])
+    workers = config.resources.workers
+    micro = micro_candidates(batch.effective, workers)[0] if batch.micro == AUTO else batch.micro
+    assert isinstance(micro, int)
+    reference = batch.reference or config.batch.effective
     return ResolvedTrial(
         config=config,
         loss=type(config.loss).model_validate(hyper["loss"]),
-        optim=OptimConfig.model_validate(hyper["optim"]),
+        optim=optim,
         batch=batch,
         train=TrainConfig.model_validate(hyper["train"]),
-        plan=plan_batch(batch.effective, batch.micro, config.resources.workers),
+        backend=BackendConfig.model_validate(hyper["backend"]),
+        plan=plan_batch(batch.effective, micro, workers),
+        lr=scaled_lr(optim.lr, batch.effective, reference, batch.lr_scaling),
         data_root=Path(spec.data_root),
     )

@@ -77,6 +77,7 @@ def test_impossible_sampled_batch_is_skipped_with_reason(write_sweep):
         "orch.micro_batch": 4,
         "orch.accum": 1,
         "orch.world_size": 2,
+        "orch.lr_scaled": 1e-4,  # lr_scaling: none
     }
     skipped = space.derived({"batch.effective": 12, "batch.micro": 4})
     assert "not a multiple" in skipped["orch.skip_reason"]

@@ -46,9 +46,11 @@ class RegressionWeights(StrictModel):
 
 
 class RegressionLossConfig(LossConfig):
-    """Weighted sum of a mean-squared and a mean-absolute error term."""
+    """Weighted sum of a squared and an absolute error term, averaged (``mean``) or summed
+    (``sum``) over the micro-batch's samples."""
 
     weight: RegressionWeights = Field(default_factory=RegressionWeights)
+    reduction: Literal["mean", "sum"] = "mean"
 
 
 def prepare_data(config: RegressionTaskConfig, data_root: Path) -> None:

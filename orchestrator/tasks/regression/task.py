@@ -28,6 +28,7 @@ class RegressionTask:
     ) -> None:
         self.config = config
         self.weights = loss.weight
+        self.reduction = loss.reduction
         self.seed = seed
         self._calls = 0
 
@@ -84,7 +85,8 @@ class RegressionTask:
     def loss(self, model: torch.nn.Module, batch: Any) -> LossOutput:
         x, y = batch
         error = model(x) - y
-        raw = {"mse": (error**2).mean(), "l1": error.abs().mean()}
+        reduce = torch.sum if self.reduction == "sum" else torch.mean
+        raw = {"mse": reduce(error**2), "l1": reduce(error.abs())}
         weights = {"mse": self.weights.mse, "l1": self.weights.l1}
         total = sum(weights[k] * raw[k] for k in raw)
         assert isinstance(total, torch.Tensor)
@@ -93,6 +95,7 @@ class RegressionTask:
             total=total,
             raw={k: v.detach() for k, v in raw.items()},
             weighted={k: weights[k] * v.detach() for k, v in raw.items()},
+            reduction=self.reduction,
         )
 
     def evaluate(self, model: torch.nn.Module, loader: DataLoader[Any]) -> dict[str, float]:
