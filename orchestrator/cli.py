@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from orchestrator import __version__
 from orchestrator.errors import OrchestratorError
+from orchestrator.launch.commands import add_parsers as add_launch_parsers
+from orchestrator.launch.commands import run as run_launch
 
 EXIT_USAGE = 2
 
@@ -92,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list each trial the sweep's policy stopped: when and why",
     )
+    add_launch_parsers(sub)
     return parser
 
 
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args.file, args.override)
         if args.command == "replay":
             return _replay(args)
+        if args.command in ("launch", "jobs"):
+            return run_launch(args)
     except OrchestratorError as exc:
         print(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
