@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 METRIC_PREFIXES = ("train/", "val/")
 
 
+#: what a trial reports about its own batch plan, which can change while it runs (``micro:
+#: auto``, OOM back-off): kept as tags, so the run shows the final values
+REPORTED_TAGS = frozenset(
+    {"orch.micro_batch", "orch.accum", "orch.oom_backoffs", "orch.lr_scaled"}
+)
+
+
 class SweepTracker:
     """Parent/child MLflow runs of one sweep."""
 
@@ -78,7 +85,7 @@ class SweepTracker:
         tags = [
             RunTag(k, str(v))
             for k, v in result.items()
-            if k.startswith("orch.stop") and v is not None
+            if (k.startswith("orch.stop") or k in REPORTED_TAGS) and v is not None
         ]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 

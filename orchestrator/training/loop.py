@@ -239,8 +239,11 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
             return
         report(metrics)
         accelerator.wait_for_everyone()
-    if spec.output_dir and accelerator.is_main_process:
-        _save(accelerator.unwrap_model(model), ema, Path(spec.output_dir), plan, backoffs)
+    if spec.output_dir:
+        # collective under ZeRO-3 (parameters are partitioned): every rank takes part
+        state = ema.module.state_dict() if ema is not None else accelerator.get_state_dict(model)
+        if accelerator.is_main_process:
+            _save(state, Path(spec.output_dir), plan, backoffs)
 
 
 def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
@@ -256,23 +259,30 @@ def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
     if backend.kind == "deepspeed":
         from accelerate.utils import DeepSpeedPlugin
 
-        ds: dict[str, Any] = {}
-        if backend.deepspeed_config:
-            ds = json.loads(Path(backend.deepspeed_config).read_text())
-        zero = ds.setdefault("zero_optimization", {})
-        zero.setdefault("stage", backend.zero_stage)
-        if backend.offload_optimizer != "none":
-            zero["offload_optimizer"] = {"device": backend.offload_optimizer}
-        if backend.offload_params != "none":
-            zero["offload_param"] = {"device": backend.offload_params}
-        # the sweep owns the batch arithmetic and clipping, so DeepSpeed cannot disagree
-        ds["train_micro_batch_size_per_gpu"] = plan.micro
-        ds["gradient_accumulation_steps"] = plan.accum
-        ds["train_batch_size"] = plan.effective
-        if trial.train.grad_clip is not None:
-            ds["gradient_clipping"] = trial.train.grad_clip
-        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=ds)
+        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(trial, plan))
     return Accelerator(**kwargs)
+
+
+def deepspeed_config(trial: ResolvedTrial, plan: BatchPlan) -> dict[str, Any]:
+    """The DeepSpeed config of a trial: ``backend.deepspeed_config`` (if any) with the ZeRO
+    stage and offload from ``backend``, and batch, accumulation and clipping from the sweep,
+    so DeepSpeed and the sweep's batch arithmetic cannot disagree."""
+    backend = trial.backend
+    ds: dict[str, Any] = {}
+    if backend.deepspeed_config:
+        ds = json.loads(Path(backend.deepspeed_config).read_text())
+    zero = ds.setdefault("zero_optimization", {})
+    zero.setdefault("stage", backend.zero_stage)
+    if backend.offload_optimizer != "none":
+        zero["offload_optimizer"] = {"device": backend.offload_optimizer}
+    if backend.offload_params != "none":
+        zero["offload_param"] = {"device": backend.offload_params}
+    ds["train_micro_batch_size_per_gpu"] = plan.micro
+    ds["gradient_accumulation_steps"] = plan.accum
+    ds["train_batch_size"] = plan.effective
+    if trial.train.grad_clip is not None:
+        ds["gradient_clipping"] = trial.train.grad_clip
+    return ds
 
 
 def _probe_micro(
@@ -328,13 +338,10 @@ def _ema(model: torch.nn.Module, trial: ResolvedTrial) -> Any:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(trial.train.ema.decay))
 
 
-def _save(
-    model: torch.nn.Module, ema: Any, out: Path, plan: BatchPlan, backoffs: list[str]
-) -> None:
+def _save(state: dict[str, Any], out: Path, plan: BatchPlan, backoffs: list[str]) -> None:
     """Final weights (the EMA's when on) and the batch plan the trial ended with."""
     out.mkdir(parents=True, exist_ok=True)
-    weights = ema.module if ema is not None else model
-    torch.save(weights.state_dict(), out / "model.pt")
+    torch.save(state, out / "model.pt")
     plan_info = {"micro": plan.micro, "accum": plan.accum, "effective": plan.effective}
     (out / "batch_plan.json").write_text(json.dumps(plan_info | {"oom_backoffs": backoffs}))
 

@@ -52,7 +52,11 @@ def make_trainable(
             return  # impossible batch combination: nothing to train, nothing to report
         from ray import tune
 
-        spec = TrialSpec(sweep=sweep, params=params, data_root=data_root)
+        import os
+
+        # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
+        output_dir = os.path.join(tune.get_context().get_trial_dir(), "model")
+        spec = TrialSpec(sweep=sweep, params=params, data_root=data_root, output_dir=output_dir)
         try:
             if resources.workers == 1:
                 from orchestrator.training.loop import run_trial

@@ -59,3 +59,54 @@ objective: {metric: val/mse, mode: min}
     assert 0 < reports[0]["train/skipped_frac"] < 0.5
     assert reports[1]["train/skipped_frac"] < reports[0]["train/skipped_frac"]
     assert all(r["train/grad_norm"] < float("inf") for r in reports)
+
+
+def test_real_cuda_oom_backs_off_to_a_micro_batch_that_fits(tmp_path):
+    # hidden 32768 x 2^20 samples x 4 bytes = 128 GiB of activations in one pass: no GPU
+    # holds it, so the trial must back off (effective batch unchanged) until a pass fits
+    from tests.unit.test_trial_loop import run
+
+    text = """\
+name: oom
+task: {kind: regression, num_train: 1048576, num_val: 64, features: 8, hidden: 32768}
+optim: {name: sgd, lr: 1.0e-3}
+batch: {effective: 1048576, micro: 1048576}
+train: {epochs: 1, grad_clip: 1.0}
+objective: {metric: val/mse, mode: min}
+"""
+    (report,) = run(tmp_path, text)
+    assert report["orch.oom_backoffs"] >= 1
+    assert report["orch.micro_batch"] * report["orch.accum"] == 1048576
+    assert "orch.stop_reason" not in report
+
+
+def test_deepspeed_zero2_trains_a_regression_trial(tmp_path, monkeypatch):
+    import socket
+
+    pytest.importorskip("deepspeed", reason="pip install -e .[deepspeed]")
+    from tests.unit.test_trial_loop import run
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # DeepSpeed always initialises torch.distributed, even for one process
+    for k, v in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+    }.items():
+        monkeypatch.setenv(k, v)
+    text = """\
+name: ds
+task: {kind: regression, num_train: 256, num_val: 64}
+optim: {name: adamw, lr: 1.0e-2}
+batch: {effective: 32, micro: 8}
+train: {epochs: 3, grad_clip: 1.0}
+backend: {kind: deepspeed, zero_stage: 2, mixed_precision: bf16}
+objective: {metric: val/mse, mode: min}
+"""
+    reports = run(tmp_path, text)
+    assert [r["orch.accum"] for r in reports] == [4, 4, 4]
+    assert reports[-1]["val/mse"] < reports[0]["val/mse"]

@@ -180,6 +180,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, path: str, out: str) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
     import torch.distributed as dist
 
     os.environ.update(
@@ -200,16 +203,28 @@ def _ddp_worker(rank: int, world: int, port: int, path: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+BACKENDS = {
+    "ddp": "",
+    "zero2": "backend: {kind: deepspeed, zero_stage: 2}\n",
+    "zero3": "backend: {kind: deepspeed, zero_stage: 3}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("reduction", "backend"),
+    [("mean", "ddp"), ("sum", "ddp"), ("mean", "zero2"), ("sum", "zero3")],
+)
 def test_two_workers_with_accumulation_equal_one_worker_one_pass(
-    tmp_path: Path, reduction: str
+    tmp_path: Path, reduction: str, backend: str
 ) -> None:
     # one epoch of 64 samples = 4 optimizer steps of 16, plain SGD (no momentum, no clip):
     # identical parameters prove accumulation and DDP average (mean) or sum (sum) exactly
     # as one pass over the effective batch does
     single = sweep(tmp_path, micro=16, workers=1, reduction=reduction)
     run(single, tmp_path / "single")
-    split = sweep(tmp_path, micro=4, workers=2, reduction=reduction)
+    if backend != "ddp":
+        pytest.importorskip("deepspeed", reason="pip install -e .[deepspeed]")
+    split = sweep(tmp_path, micro=4, workers=2, reduction=reduction, extra=BACKENDS[backend])
     torch.multiprocessing.spawn(
         _ddp_worker,
         args=(2, _free_port(), str(split), str(tmp_path / "split")),
@@ -224,3 +239,23 @@ def test_two_workers_with_accumulation_equal_one_worker_one_pass(
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
         changed += int(not math.isclose(float(a[k].abs().sum()), 0.0))
     assert changed  # the weights moved: the comparison is not between two untrained models
+
+
+def test_deepspeed_config_takes_batch_and_clipping_from_the_sweep(tmp_path: Path) -> None:
+    from orchestrator.training.loop import deepspeed_config
+    from orchestrator.training.spec import resolve
+
+    root = Path(__file__).resolve().parents[2]
+    path = sweep(tmp_path, micro=4, workers=2)
+    path.write_text(
+        path.read_text().replace("grad_clip: null", "grad_clip: 0.1")
+        + f"backend: {{kind: deepspeed, deepspeed_config: '{root}/launch/deepspeed_zero2.json'}}\n"
+    )
+    config = load_sweep(path)
+    trial = resolve(TrialSpec(config.model_dump(by_alias=True, mode="json"), {}, str(tmp_path)))
+    ds = deepspeed_config(trial, trial.plan)
+    assert ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["overlap_comm"]
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (4, 2)
+    assert ds["train_batch_size"] == 16 and ds["gradient_clipping"] == 0.1
+    z3 = json.loads((root / "launch/deepspeed_zero3_offload.json").read_text())
+    assert z3["zero_optimization"]["offload_param"]["device"] == "cpu"
