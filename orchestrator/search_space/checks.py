@@ -74,6 +74,22 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
             f"must be <= train.epochs ({config.train.epochs})",
             grace,
         )
+    backend = config.backend
+    if backend.kind == "deepspeed":
+        if backend.zero_stage == 3 and config.train.ema is not None:
+            error(
+                ("train", "ema"),
+                "an EMA of the weights needs whole parameters; ZeRO-3 partitions them "
+                "(use zero_stage <= 2 or drop train.ema)",
+                config.train.ema.model_dump(),
+            )
+        if config.batch.micro == "auto" or "auto" in (_discrete_values(config, "micro") or []):
+            error(
+                ("batch", "micro"),
+                "auto needs backend.kind: ddp; DeepSpeed fixes the micro-batch when its "
+                "engine is built",
+                "auto",
+            )
     return errors
 
 

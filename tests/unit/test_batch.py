@@ -259,3 +259,20 @@ def test_deepspeed_config_takes_batch_and_clipping_from_the_sweep(tmp_path: Path
     assert ds["train_batch_size"] == 16 and ds["gradient_clipping"] == 0.1
     z3 = json.loads((root / "launch/deepspeed_zero3_offload.json").read_text())
     assert z3["zero_optimization"]["offload_param"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "backend: {kind: deepspeed, zero_stage: 3}\n",
+            "train.ema: an EMA of the weights needs whole parameters",
+        ),
+        ("backend: {kind: deepspeed}\n", "batch.micro: auto needs backend.kind: ddp"),
+    ],
+)
+def test_deepspeed_cross_checks(tmp_path: Path, extra: str, message: str) -> None:
+    path = sweep(tmp_path, micro="auto" if "zero_stage" not in extra else 4, extra=extra)
+    path.write_text(path.read_text().replace("seed: 3}", "seed: 3, ema: {decay: 0.9}}"))
+    with pytest.raises(ConfigErrors, match=message):
+        load_sweep(path)
