@@ -89,7 +89,13 @@ def _staged(sweep_file: Path) -> Iterator[Path]:
 
 
 def _client(address: str) -> Any:
-    from ray.job_submission import JobSubmissionClient
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError as exc:  # the client needs ray[default] (aiohttp, ...)
+        raise OrchestratorError(
+            f"the Ray job client needs Ray's dashboard packages ({exc}): "
+            "pip install 'orchestrator[cluster]'"
+        ) from None
 
     try:
         return JobSubmissionClient(address)

@@ -1,0 +1,160 @@
+"""A real two-node Ray cluster on this machine, started with ``ray start`` the way an admin
+starts one: a head (GCS, dashboard, job server) and a second node that joins it at
+127.0.0.1. (Ray itself registers nodes under the machine's own interface address and
+binds its servers on all interfaces, as any local ``ray.init()`` does; nothing leaves
+the machine.)
+
+Every port is chosen free and the cluster lives in its own ``--temp-dir``, so it neither
+collides with nor gets picked up by another Ray on the machine (``ray.init()`` looks for the
+last ``ray start`` cluster under the default temp dir only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+# ports each node binds; Ray's defaults (6379, 8265, 10001, 52365 ...) could be taken
+_NODE_PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--metrics-export-port",
+    "--runtime-env-agent-port",
+)
+_HEAD_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port")
+_MARKER = "ORCH_TEST_RAY_CLUSTER"
+
+
+def free_ports(n: int) -> list[int]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+class LocalRayCluster:
+    """Start with :meth:`start`, always end with :meth:`stop` (kills only its own nodes)."""
+
+    def __init__(self, head_cpus: int, worker_cpus: int) -> None:
+        self.head_cpus = head_cpus
+        self.worker_cpus = worker_cpus
+        # short: Ray's Unix socket paths live under it and must stay below ~107 bytes
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="orch-ray-", dir="/tmp"))
+        self.env = dict(os.environ)
+        # `ray` and `python` in the job's entrypoint resolve to this environment
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
+        self.env.pop("RAY_ADDRESS", None)
+        self.env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # every process of this cluster (daemons, workers, job drivers) inherits this, so
+        # stop() finds exactly them, even those that rename themselves (ray::IDLE ...)
+        self.env[_MARKER] = str(self.temp_dir)
+        # token auth, as Ray 2.60 defaults to, with this cluster's own token (never the
+        # user's ~/.ray/auth_token); every client of the cluster needs self.env
+        self.env["RAY_AUTH_MODE"] = "token"
+        self.env["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+        ports = free_ports(len(_HEAD_PORT_FLAGS) + 2 * len(_NODE_PORT_FLAGS))
+        self._head_ports = dict(zip(_HEAD_PORT_FLAGS, ports, strict=False))
+        rest = ports[len(_HEAD_PORT_FLAGS) :]
+        self._node_ports = [
+            dict(zip(_NODE_PORT_FLAGS, rest[: len(_NODE_PORT_FLAGS)], strict=True)),
+            dict(zip(_NODE_PORT_FLAGS, rest[len(_NODE_PORT_FLAGS) :], strict=True)),
+        ]
+        self.gcs_address = f"127.0.0.1:{self._head_ports['--port']}"
+        self.dashboard_url = f"http://127.0.0.1:{self._head_ports['--dashboard-port']}"
+        self.started = False
+
+    def _ray(self, *args: str, timeout: float = 120) -> None:
+        cmd = [str(Path(sys.executable).parent / "ray"), *args]
+        proc = subprocess.run(
+            cmd, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if proc.returncode != 0:
+            tail = proc.stdout[-2000:] + proc.stderr[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{tail}")
+
+    def start(self, timeout_s: float = 120) -> None:
+        self.started = True
+        common = ["--disable-usage-stats"]
+        head = [f"{k}={v}" for k, v in {**self._head_ports, **self._node_ports[0]}.items()]
+        self._ray(
+            "start",
+            "--head",
+            *common,
+            *head,
+            f"--num-cpus={self.head_cpus}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--temp-dir={self.temp_dir}",
+        )
+        worker = [f"{k}={v}" for k, v in self._node_ports[1].items()]
+        self._ray(
+            "start",
+            f"--address={self.gcs_address}",
+            *common,
+            *worker,
+            f"--num-cpus={self.worker_cpus}",
+            # its own temp dir, as on a separate machine: sharing the head's, the second
+            # node's runtime-env agent deletes unpacked job packages the head still uses
+            f"--temp-dir={self.temp_dir / 'w'}",
+        )
+        self._wait_for_job_server(timeout_s)
+
+    def _wait_for_job_server(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.dashboard_url}/api/version", timeout=5):
+                    return
+            except Exception as exc:  # 401 with token auth also means "up"
+                if getattr(exc, "code", None) in (401, 403):
+                    return
+                last = exc
+            time.sleep(1)
+        raise TimeoutError(f"job server {self.dashboard_url} not up in {timeout_s}s: {last}")
+
+    def stop(self, grace_s: float = 5) -> None:
+        """Stop this cluster's processes only (``ray stop`` would kill every Ray on the
+        machine): SIGTERM, then SIGKILL after ``grace_s``."""
+        if self.started:
+            self._signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while self._pids() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            self._signal(signal.SIGKILL)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _signal(self, sig: int) -> None:
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _pids(self) -> list[int]:
+        """Live processes that carry this cluster's marker in their environment."""
+        marker = f"{_MARKER}={self.temp_dir}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    stat = (entry / "stat").read_text()
+                    if stat.rsplit(")", 1)[1].split()[0] != "Z":  # zombies are gone already
+                        pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
