@@ -164,3 +164,17 @@ def test_ray_median_crashes_on_a_final_report_without_evaluation_ours_does_not()
     assert crashed.error == "KeyError: 'val/map'"
     ours = score(curves, Policy("ours", safe, None), **base)  # type: ignore[arg-type]
     assert ours.error is None and [o.reports for o in ours.outcomes] == [5, 6]
+
+
+def test_rules_on_recorded_rtdetr_curves_stop_only_poor_runs() -> None:
+    curves = load_curves(ROOT / "bench/curves/rtdetr_recorded.jsonl")
+    rules = Policy("rules", NONE, build_rules(DivergenceConfig(), ("val/map", "max")))
+    s = score(curves, rules, metric="val/map", mode="max", concurrency=2)
+    assert s.topk_false_stops == 0 and s.best_kept
+    stopped = [c for c, o in zip(curves, s.outcomes, strict=True) if o.stopped_by]
+    finals = sorted(max(r.get("val/map", 0) for r in c.history[-3:]) for c in curves)
+    # everything the rules stopped ends below the median trial
+    assert stopped and all(
+        max(r.get("val/map", 0) for r in c.history[-3:]) < finals[len(finals) // 2]
+        for c in stopped
+    )
