@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def stack():
         for service in reversed(services):
             service.stop()
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _boto_kwargs() -> dict[str, str]:
