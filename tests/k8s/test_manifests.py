@@ -227,7 +227,7 @@ CASES = {
     "defaults": [],
     "gpus": ["--gpus", "2", "--workers", "3", "--namespace", "ml-team", "-o",
              "resources.gpus_per_worker=1"],
-    "sized": ["--cpus", "8", "--memory", "32Gi", "-o", "train.epochs=3", "--tracking-uri",
+    "sized": ["--cpus", "8", "--memory", "32Gi", "-o", "sweep.num_samples=3", "--tracking-uri",
               "http://mlflow.tracking.svc:5000"],
 }  # fmt: skip
 
@@ -263,7 +263,7 @@ def test_launch_k8s_output_validates(tmp_path, case, sweep):
         assert "-o resources.gpus_per_worker=1" in job["spec"]["entrypoint"]
     if case == "sized":
         assert limits == {"cpu": "8", "memory": "32Gi"}
-        assert "train.epochs=3" in job["spec"]["entrypoint"]
+        assert "-o sweep.num_samples=3" in job["spec"]["entrypoint"]
         env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.tracking.svc:5000"
 
