@@ -9,6 +9,7 @@ through ``TuneReportCallback`` — the supported Train-in-Tune pattern of Ray Tr
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -51,8 +52,6 @@ def make_trainable(
         if SKIP_REASON in params:
             return  # impossible batch combination: nothing to train, nothing to report
         from ray import tune
-
-        import os
 
         # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
         output_dir = os.path.join(tune.get_context().get_trial_dir(), "model")
