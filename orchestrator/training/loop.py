@@ -40,6 +40,7 @@ from orchestrator.training.memory import (
     is_oom,
     peak_mem_mb,
 )
+from orchestrator.training.memory_cache import NOTHING_FITS, lookup, memory_key, record
 from orchestrator.training.sampler import MicroBatchSampler
 from orchestrator.training.spec import ResolvedTrial, TrialSpec, resolve
 
@@ -93,8 +94,20 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         }
 
     backoffs: list[str] = []
-    if trial.batch.micro == AUTO:
+    # what earlier trials of this sweep learned about this configuration's memory
+    key = memory_key(trial, plan.micro if trial.batch.micro != AUTO else 0)
+    known, fitted = lookup(spec.memory_cache, key)
+    learn = spec.memory_cache if accelerator.is_main_process else None
+    if known and fitted is NOTHING_FITS:
+        why = "an earlier trial of this sweep found that not even a micro-batch of 1 fits"
+        report(_oom_stop(plan, 0, 0, why, bookkeeping))
+        return
+    if known and fitted is not None and fitted != plan.micro:
+        plan = plan_batch(plan.effective, fitted, plan.workers)
+        accelerator.gradient_accumulation_steps = plan.accum
+    elif trial.batch.micro == AUTO:
         probed = _probe_micro(accelerator, model, task, train_set, plan, limit)
+        record(learn, key, probed)
         if probed is None:
             report(_oom_stop(plan, 0, 0, "even a micro-batch of 1 does not fit", bookkeeping))
             return
@@ -210,10 +223,13 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
                         if deepspeed
                         else "the micro-batch is already 1"
                     )
+                    if not deepspeed:
+                        record(learn, key, NOTHING_FITS)
                     report(_oom_stop(plan, step, epoch, f"{why}: {exc}", bookkeeping))
                     return
                 backoffs.append(f"{plan.micro}->{smaller}")
                 plan = plan_batch(plan.effective, smaller, plan.workers)
+                record(learn, key, plan.micro)
                 accelerator.gradient_accumulation_steps = plan.accum
                 accelerator.step = 0  # restart Accelerate's accumulation count for the redo
         elapsed = time.perf_counter() - started

@@ -33,6 +33,8 @@ class TrialSpec:
     data_root: str
     #: where rank 0 writes the final weights (``model.pt``) and batch plan; None = nowhere
     output_dir: str | None = None
+    #: the sweep's memory verdicts (see :mod:`orchestrator.training.memory_cache`)
+    memory_cache: str | None = None
 
     def config(self) -> SweepConfig:
         from orchestrator.config.loader import _typed_model

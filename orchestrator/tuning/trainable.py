@@ -55,7 +55,13 @@ def make_trainable(
 
         # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
         output_dir = os.path.join(tune.get_context().get_trial_dir(), "model")
-        spec = TrialSpec(sweep=sweep, params=params, data_root=data_root, output_dir=output_dir)
+        spec = TrialSpec(
+            sweep=sweep,
+            params=params,
+            data_root=data_root,
+            output_dir=output_dir,
+            memory_cache=os.path.join(storage_path, "memory.json"),
+        )
         try:
             if resources.workers == 1:
                 from orchestrator.training.loop import run_trial

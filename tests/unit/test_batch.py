@@ -49,7 +49,7 @@ def sweep(
     return path
 
 
-def run(path: Path, out: Path | None = None) -> list[dict]:
+def run(path: Path, out: Path | None = None, cache: Path | None = None) -> list[dict]:
     config = load_sweep(path)
     reports: list[dict] = []
     params = SearchSpace(config).derived({})
@@ -58,6 +58,7 @@ def run(path: Path, out: Path | None = None) -> list[dict]:
         params,
         str(path.parent),
         output_dir=str(out) if out else None,
+        memory_cache=str(cache) if cache else None,
     )
     run_trial(spec, reports.append)
     return reports
@@ -134,6 +135,21 @@ def test_oom_at_micro_one_stops_with_a_clear_reason(tmp_path: Path) -> None:
         "out of memory at micro-batch 1; the micro-batch is already 1"
     )
     assert report["orch.step"] == 0
+
+
+def test_later_trials_start_where_earlier_ones_found_memory(tmp_path: Path) -> None:
+    cache = tmp_path / "memory.json"
+    limited = sweep(tmp_path, micro=16, extra="backend: {simulate_oom_above: 5}\n")
+    first = run(limited, cache=cache)[-1]
+    second = run(limited, cache=cache)[-1]
+    assert (first["orch.micro_batch"], first["orch.oom_backoffs"]) == (4, 2)
+    assert (second["orch.micro_batch"], second["orch.oom_backoffs"]) == (4, 0)
+    assert second["train/loss"] == first["train/loss"]  # same samples per step, same result
+    nothing = sweep(tmp_path, micro=8, extra="backend: {simulate_oom_above: 0}\n")
+    assert run(nothing, cache=cache)[-1]["orch.stop_reason"] == "oom"
+    (again,) = run(nothing, cache=cache)
+    assert again["orch.stop_reason"] == "oom" and again["orch.step"] == 0
+    assert "an earlier trial of this sweep found" in again["orch.stop_detail"]
 
 
 def test_micro_auto_picks_the_largest_that_fits(tmp_path: Path) -> None:
