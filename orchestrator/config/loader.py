@@ -91,7 +91,25 @@ def _typed_model(kind: str) -> type[SweepConfig]:
 def _convert(exc: ValidationError, source: Source, model: type[BaseModel]) -> list[ConfigError]:
     out: list[ConfigError] = []
     seen: set[tuple[str, str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # a value that may be one object or a list of them (``objective``) fails both union
+    # members; when the user wrote one object, its own errors are the useful ones
+    object_errors = {
+        _render(_data_path(e["loc"], source.data)) for e in errors if len(e["loc"]) > 2
+    }
+    errors = [
+        e
+        for e in errors
+        if not (
+            e["type"] == "list_type"
+            and isinstance(e.get("input"), dict)
+            and any(
+                k.startswith(_render(_data_path(e["loc"], source.data)) + ".")
+                for k in object_errors
+            )
+        )
+    ]
+    for err in errors:
         path = _data_path(err["loc"], source.data)
         key = _render(path)
         rule = _rule(err, path, model)
