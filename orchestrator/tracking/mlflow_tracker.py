@@ -112,6 +112,39 @@ class SweepTracker:
         if self.parent_id:
             self.client.log_artifact(self.parent_id, path)
 
+    def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
+        """Upload a trial's folder (its final weights) into its child run."""
+        run_id = self.trial_runs.get(trial_id)
+        if run_id is None:
+            return False
+        self.client.log_artifacts(run_id, local_dir, artifact_path)
+        return True
+
+    def register_best(self, run_id: str, trial: str, alias: str = "best") -> str:
+        """Register ``runs:/<run_id>/model`` under the sweep's name and point ``alias`` at it.
+
+        Returns the new version. The model is the trial's ``model.pt`` state dict and its
+        ``batch_plan.json`` (no MLflow flavour: the task's code rebuilds the module).
+        """
+        from mlflow.exceptions import MlflowException
+
+        name = self.sweep_name
+        try:
+            self.client.create_registered_model(
+                name, description="Best trial of each orchestrator sweep of this name."
+            )
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+        version = self.client.create_model_version(
+            name,
+            source=f"runs:/{run_id}/model",
+            run_id=run_id,
+            tags={"orch.sweep_run_id": self.parent_id or "", "orch.trial": trial},
+        )
+        self.client.set_registered_model_alias(name, alias, version.version)
+        return str(version.version)
+
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 

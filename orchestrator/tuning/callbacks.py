@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -89,6 +90,9 @@ class TrackingCallback(Callback):
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
+        model_dir = os.path.join(trial.local_path or "", "model")
+        if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
+            self._safe(self.tracker.log_trial_artifacts, trial.trial_id, model_dir, "model")
         reason, detail = stop_reason(trial, self.epochs)
         tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
         if reason:

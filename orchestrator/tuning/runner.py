@@ -265,9 +265,42 @@ def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None
                 info["best/" + o["metric"].replace("/", "_")] = value
     try:
         tracker.log_artifact(str(sweep_dir / "summary.json"))
+        tracker.log_artifact(str(_write_csv(summary, sweep_dir / "trials.csv")))
+        if summary.best and summary.best[0].run_id and summary.best[0].status == "done":
+            best = summary.best[0]
+            info["orch.registered_version"] = tracker.register_best(best.run_id, best.trial)
         tracker.end_sweep(info)
     except Exception as exc:
         log.warning("could not finish the MLflow parent run: %s", exc)
+
+
+def _write_csv(summary: SweepSummary, path: Path) -> Path:
+    """The trial table (parameters, final metrics, why each stopped) for MLflow's UI."""
+    import csv
+
+    params = sorted({k for r in summary.trials for k in r.params})
+    metrics = sorted({k for r in summary.trials for k in r.metrics})
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "trial",
+                "status",
+                "stop_reason",
+                "stop_detail",
+                "epochs",
+                "run_id",
+                *params,
+                *metrics,
+            ]
+        )
+        for r in summary.trials:
+            writer.writerow(
+                [r.trial, r.status, r.stop_reason, r.stop_detail, r.epochs, r.run_id or ""]
+                + [r.params.get(k, "") for k in params]
+                + [r.metrics.get(k, "") for k in metrics]
+            )
+    return path
 
 
 def optuna_quiet() -> None:

@@ -105,3 +105,20 @@ def test_reported_best_trial_is_the_best_in_mlflow(smoke_run):
     parent = client.get_run(summary["parent_run_id"])
     assert parent.data.tags["orch.best_trial"] == best["trial"]
     assert parent.data.tags["orch.best_run_id"] == best["run_id"]
+
+
+def test_trial_weights_are_artifacts_and_the_best_model_is_registered(smoke_run):
+    _, summary, uri = smoke_run
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for row in summary["trials"]:
+        names = [a.path for a in client.list_artifacts(row["run_id"], "model")]
+        assert "model/model.pt" in names and "model/batch_plan.json" in names
+    best = summary["best"][0]
+    version = client.get_model_version_by_alias("smoke", "best")
+    assert version.run_id == best["run_id"]
+    assert version.tags["orch.trial"] == best["trial"]
+    assert version.tags["orch.sweep_run_id"] == summary["parent_run_id"]
+    parent_files = [a.path for a in client.list_artifacts(summary["parent_run_id"])]
+    assert {"trials.csv", "summary.json", "sweep.yaml"} <= set(parent_files)
