@@ -77,11 +77,20 @@ def make_trainable(
             # the trial's own fault: it would fail the same way again, so end it here with
             # the cause on record instead of letting Tune retry it
             log.exception("trial failed deterministically; not retried")
+            import traceback
+
+            lines = traceback.format_exception(exc)
+            tail = (
+                "".join([*lines[:1], "...\n", *lines[-11:]]) if len(lines) > 12 else "".join(lines)
+            )
+            tail = tail[-4000:]
             tune.report(
                 {
                     STOP_REASON: "error",
                     STOP_DETAIL: describe(exc),
                     ERROR_TYPE: type(root_cause(exc)).__name__,
+                    # an orch.stop* key: the tracker stores it as a tag of the child run
+                    "orch.stop_traceback": tail,
                 }
             )
 

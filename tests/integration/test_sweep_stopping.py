@@ -94,6 +94,8 @@ def test_deterministic_failure_is_not_retried(tmp_path):
         tags = client.get_run(row["run_id"]).data.tags
         assert tags["orch.stop_reason"] == "error"
         assert tags["orch.error_type"] == "ValueError"
+        assert "Traceback" in tags["orch.stop_traceback"]
+        assert "_inject_fault" in tags["orch.stop_traceback"]
     assert summary["best"] == []
     assert "Traceback" not in proc.stdout
 
