@@ -141,9 +141,15 @@ class BatchConfig(StrictModel):
 
 
 class EmaConfig(StrictModel):
-    """An exponential moving average of the weights, evaluated instead of the raw weights."""
+    """An exponential moving average of the weights, evaluated instead of the raw weights.
+
+    As in RT-DETR's ModelEMA the decay ramps up, ``decay x (1 - exp(-updates / warmup))``, so
+    early on the average follows the weights instead of holding on to the random init.
+    """
 
     decay: float = Field(0.999, gt=0, lt=1)
+    #: optimizer steps over which the decay ramps up; 0 = full decay from the first step
+    warmup: int = Field(2000, ge=0)
 
 
 class TrainConfig(StrictModel):

@@ -349,9 +349,16 @@ def _oom_stop(
 def _ema(model: torch.nn.Module, trial: ResolvedTrial) -> Any:
     if trial.train.ema is None:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(trial.train.ema.decay))
+    decay, warmup = trial.train.ema.decay, trial.train.ema.warmup
+
+    def average(avg: torch.Tensor, new: torch.Tensor, updates: torch.Tensor | int) -> torch.Tensor:
+        # ``updates`` counts earlier averages: 0 at the first step (which copies the weights)
+        d = decay * (1 - math.exp(-float(updates) / warmup)) if warmup else decay
+        return d * avg + (1 - d) * new
+
+    return AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
 def _save(state: dict[str, Any], out: Path, plan: BatchPlan, backoffs: list[str]) -> None:
