@@ -1,0 +1,137 @@
+"""What MLflow logging costs a sweep: none vs a local SQLite store vs an HTTP tracking server.
+
+Run: python bench/tracking.py [--trials 6] [--epochs 20] [--rounds 3]
+
+The same regression sweep (one local Ray cluster, 1 trial at a time, one report per epoch,
+each report logging ~10 metrics and a few tags) runs three ways, interleaved ``--rounds``
+times: tracking disabled; ``sqlite:///`` store; ``http://127.0.0.1:PORT`` (a real
+``mlflow server`` with a SQLite backend started here). Logging happens in the driver's Tune
+callback, so its cost shows in the sweep's wall time: printed as median seconds per trial
+and the ratio to no tracking (target: < 2% overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.config.loader import load_sweep  # noqa: E402
+from orchestrator.tuning.runner import run_sweep  # noqa: E402
+
+SWEEP = """\
+name: trk
+task: {{kind: regression, num_train: 256, num_val: 64}}
+optim: {{name: adamw, lr: 0.01}}
+batch: {{effective: 32, micro: 32}}
+train: {{epochs: {epochs}, grad_clip: null}}
+objective: {{metric: val/mse, mode: min}}
+space:
+  optim.lr: {{float: [1.0e-3, 1.0e-1], log: true}}
+sweep: {{num_samples: {trials}, max_concurrent: 1, dir: {dir}}}
+stopping: {{scheduler: {{kind: none}}, divergence: {{}}}}
+tracking: {{enabled: {enabled}, uri: "{uri}"}}
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root}/server.db",
+            "--default-artifact-root",
+            str(root / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("mlflow server did not start within 90 s")
+
+
+def _sweep(root: Path, trials: int, epochs: int, enabled: bool, uri: str) -> float:
+    path = root / f"trk-{time.monotonic_ns()}.yaml"
+    path.write_text(
+        SWEEP.format(
+            trials=trials,
+            epochs=epochs,
+            dir=root / "sweeps",
+            enabled=str(enabled).lower(),
+            uri=uri,
+        )
+    )
+    started = time.perf_counter()
+    run_sweep(load_sweep(path), out=io.StringIO())
+    return (time.perf_counter() - started) / trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server, url = _server(root)
+        try:
+            setups = {
+                "no tracking": (False, f"sqlite:///{root}/unused.db"),
+                "sqlite store": (True, f"sqlite:///{root}/local.db"),
+                "HTTP server": (True, url),
+            }
+            _sweep(root, 2, 2, False, setups["no tracking"][1])  # warm-up: Ray, imports
+            times: dict[str, list[float]] = {k: [] for k in setups}
+            for _ in range(args.rounds):
+                for name, (enabled, uri) in setups.items():
+                    times[name].append(_sweep(root, args.trials, args.epochs, enabled, uri))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    base = statistics.median(times["no tracking"])
+    print(
+        f"{args.trials} trials x {args.epochs} epochs per sweep, {args.rounds} interleaved "
+        "rounds; seconds per trial (median, all rounds)"
+    )
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"  {name:13s} {med:6.3f} s  x{med / base:.3f}  {[round(v, 3) for v in values]}")
+
+
+if __name__ == "__main__":
+    main()
