@@ -17,6 +17,7 @@ Exit code 1 if the grace-8 setting misses one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def main() -> int:
     none = SchedulerSpec("none")
 
     def ray(spec: SchedulerSpec) -> SchedulerSpec:
-        return SchedulerSpec(**{**spec.__dict__, "safe": False})
+        return dataclasses.replace(spec, safe=False)
 
     policies = [
         Policy("no stopping", none, None),

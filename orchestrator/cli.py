@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator import __version__
+from orchestrator.cli_args import add_overrides, add_sweep_file
 from orchestrator.errors import OrchestratorError
 from orchestrator.launch.commands import add_parsers as add_launch_parsers
 from orchestrator.launch.commands import run as run_launch
@@ -24,22 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_file(p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", help="sweep YAML file, e.g. search_spaces/rtdetr.yaml")
-        p.add_argument(
-            "-o",
-            "--override",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a key, e.g. -o sweep.num_samples=20 "
-            "-o 'space.optim.lr={float: [1e-5, 1e-3], log: true}' (repeatable)",
-        )
-
     sweep = sub.add_parser("sweep", help="run a sweep")
-    with_file(sweep)
+    add_sweep_file(sweep)
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
-    with_file(validate)
+    add_sweep_file(validate)
 
     replay = sub.add_parser(
         "replay",
@@ -52,14 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "curves", nargs="?", help="curves file (.jsonl), e.g. bench/curves/generated.jsonl"
     )
     replay.add_argument("--config", help="sweep YAML whose stopping/objective settings to use")
-    replay.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of --config (repeatable)",
-    )
+    add_overrides(replay, "override a key of --config (repeatable)")
     replay.add_argument(
         "--from-mlflow",
         metavar="EXPERIMENT",

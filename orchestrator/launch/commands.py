@@ -7,17 +7,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli_args import add_sweep_file
+
 
 def _overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="sweep YAML file, e.g. search_spaces/rtdetr.yaml")
-    p.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the sweep file, applied on the cluster too (repeatable)",
-    )
+    add_sweep_file(p, "override a key of the sweep file, applied on the cluster too (repeatable)")
 
 
 def _address(p: argparse.ArgumentParser) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def policies(
     none = SchedulerSpec(kind="none")
     out = [Policy("no early stop", none, None)]  # the last policy is the sweep's own
     if spec.kind != "none":
-        plain = SchedulerSpec(**{**spec.__dict__, "safe": False})
+        plain = dataclasses.replace(spec, safe=False)
         out += [
             Policy(f"{spec.kind} (Ray as shipped)", plain, None),
             Policy(f"{spec.kind} (NaN = worst)", spec, None),
@@ -139,7 +140,7 @@ def _settings(
         metric, mode = config.primary.metric, config.primary.mode
         concurrency = config.sweep.max_concurrent
     if opts.scheduler:
-        spec = SchedulerSpec(**{**spec.__dict__, "kind": opts.scheduler})
+        spec = dataclasses.replace(spec, kind=opts.scheduler)  # type: ignore[arg-type]
     metric = opts.metric or metric
     mode = opts.mode or mode
     concurrency = opts.concurrency or concurrency

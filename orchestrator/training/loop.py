@@ -124,7 +124,6 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     rules = build_rules(trial.config.stopping.divergence, (primary.metric, primary.mode))
     ema = _ema(accelerator.unwrap_model(model), trial)
     history: list[dict[str, Any]] = []
-    sum_scale = float(plan.accum * plan.workers)
     step = 0
 
     for epoch in range(trial.train.epochs):

@@ -57,13 +57,14 @@ def _locked(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def lookup(path: str | None, key: str) -> tuple[bool, int | None]:
-    """``(known, micro)``: whether ``key`` was seen, and the micro-batch that fitted."""
+    """``(known, micro)``: whether ``key`` was seen, and the micro-batch that fitted.
+
+    A read needs no lock: :func:`record` replaces the file atomically.
+    """
     if not path or not Path(path).exists():
         return False, None
-    with _locked(Path(path)) as data:
-        if key in data:
-            return True, data[key]
-    return False, None
+    data = json.loads(Path(path).read_text())
+    return (True, data[key]) if key in data else (False, None)
 
 
 def record(path: str | None, key: str, micro: int | None) -> None:

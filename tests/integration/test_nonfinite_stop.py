@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
+
+from tests.integration.cli_sweep import run_cli_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +24,13 @@ stopping: {scheduler: {kind: none}}
 
 
 def test_nonfinite_trial_stopped_with_reason_and_sweep_continues(tmp_path):
-    path = tmp_path / "nan.yaml"
-    path.write_text(SWEEP)
-    db = tmp_path / "mlflow.db"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "sweep",
-            str(path),
-            "-o",
-            f"sweep.dir={tmp_path / 'sweeps'}",
-            "-o",
-            f"tracking.uri=sqlite:///{db}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (sweep_dir,) = (tmp_path / "sweeps").glob("nan-test-*")
-    summary = json.loads((sweep_dir / "summary.json").read_text())
+    proc, summary, client = run_cli_sweep(tmp_path, SWEEP, "nan-test")
     rows = summary["trials"]
     assert len(rows) == 4
     huge = [r for r in rows if r["params"]["loss.weight.mse"] > 1]
     sane = [r for r in rows if r["params"]["loss.weight.mse"] == 1]
     assert huge and sane, "seed 0 samples both weights"
 
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     for row in huge:
         assert row["stop_reason"] == "nonfinite"
         assert row["epochs"] == 1  # stopped inside the first epoch, not after the last

@@ -4,13 +4,12 @@ infrastructure failure (retried)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.cli_sweep import run_cli_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -33,32 +32,8 @@ stopping:
 def _sweep(
     tmp_path: Path, name: str, task_extra: str = "", stopping_extra: str = "", rc: int = 0
 ) -> Any:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(BASE.format(name=name, task_extra=task_extra, stopping_extra=stopping_extra))
-    db = tmp_path / "mlflow.db"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "sweep",
-            str(path),
-            "-o",
-            f"sweep.dir={tmp_path / 'sweeps'}",
-            "-o",
-            f"tracking.uri=sqlite:///{db}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (sweep_dir,) = (tmp_path / "sweeps").glob(f"{name}-*")
-    summary = json.loads((sweep_dir / "summary.json").read_text())
-    from mlflow import MlflowClient
-
-    return proc, summary, MlflowClient(tracking_uri=f"sqlite:///{db}")
+    text = BASE.format(name=name, task_extra=task_extra, stopping_extra=stopping_extra)
+    return run_cli_sweep(tmp_path, text, name, rc=rc)
 
 
 def test_rule_fires_inside_the_trial_and_lands_in_mlflow_and_summary(tmp_path):
@@ -118,34 +93,14 @@ def test_nan_on_one_ddp_rank_stops_every_rank_without_a_hang(tmp_path):
     # 2 workers x accumulation 2 = 16); rank 0's loss stays finite. If the ranks did not
     # agree, rank 0 would wait in the next all-reduce forever.
     fault = f", fault: {{kind: nan, log: '{log}', rank: 1, at_step: 3}}"
-    path_extra = "resources: {workers: 2, cpus_per_worker: 1}\n"
-    path = tmp_path / "ddp.yaml"
     text = BASE.format(name="ddpnan", task_extra=fault, stopping_extra="")
     text = text.replace("batch: {effective: 16, micro: 8}", "batch: {effective: 16, micro: 4}")
     text = text.replace("num_samples: 2, max_concurrent: 2", "num_samples: 1, max_concurrent: 1")
-    path.write_text(text + path_extra)
-    db = tmp_path / "mlflow.db"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "sweep",
-            str(path),
-            "-o",
-            f"sweep.dir={tmp_path / 'sweeps'}",
-            "-o",
-            f"tracking.uri=sqlite:///{db}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # no objective
+    text += "resources: {workers: 2, cpus_per_worker: 1}\n"
+    # exit code 1: the only trial produced no objective
+    _, summary, _ = run_cli_sweep(tmp_path, text, "ddpnan", rc=1, timeout=540)
     assert log.read_text().splitlines() == ["nan rank 1 micro-batch 3"]
-    (sweep_dir,) = (tmp_path / "sweeps").glob("ddpnan-*")
-    (row,) = json.loads((sweep_dir / "summary.json").read_text())["trials"]
+    (row,) = summary["trials"]
     assert row["stop_reason"] == "nonfinite" and row["status"] == "done"
     assert row["epochs"] == 1 and row["stop_step"] == 2
     assert "training loss became NaN/Inf at optimizer step 2" in row["stop_detail"]
