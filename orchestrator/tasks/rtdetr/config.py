@@ -161,16 +161,10 @@ def prepare_data(config: RTDetrTaskConfig, data_root: Path) -> None:
     Synthetic data is generated under ``data_root`` (skipped if already complete); COCO paths
     are checked, raising ``FileNotFoundError`` naming the first missing one.
     """
-    data = config.data
-    if isinstance(data, SyntheticData):
-        from orchestrator.tasks.coco.synthetic import ensure_synthetic
+    # one implementation for every detection task (the detector task shares this data)
+    from orchestrator.tasks.coco.source import prepare_detection_data
 
-        ensure_synthetic(Path(data_root), synthetic_spec(data))
-        return
-    for name in ("train_images", "train_annotations", "val_images", "val_annotations"):
-        path = Path(getattr(data, name))
-        if not path.exists():
-            raise FileNotFoundError(f"task.data.{name} does not exist: {path}")
+    prepare_detection_data(config.data, data_root)
 
 
 def synthetic_spec(data: SyntheticData) -> SyntheticSpec:
