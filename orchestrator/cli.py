@@ -29,6 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     add_sweep_file(sweep)
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
     add_sweep_file(validate)
+    resume = sub.add_parser(
+        "resume",
+        help="finish a sweep that was killed or interrupted",
+        description="Continue the sweep of SWEEP_DIR: finished trials stay finished, "
+        "unfinished ones run again in their MLflow child runs, the searcher keeps its "
+        "history, and the sweep ends with its num_samples trials.",
+    )
+    resume.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    sync = sub.add_parser(
+        "sync",
+        help="upload MLflow writes a sweep buffered while the server was unreachable",
+    )
+    sync.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    sync.add_argument("--tracking-uri", help="upload here instead of the sweep's own URI")
+    sync.add_argument(
+        "--timeout", type=float, default=300.0, help="give up after this many seconds (300)"
+    )
 
     replay = sub.add_parser(
         "replay",
@@ -99,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args.file, args.override)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "resume":
+            return _resume(args.sweep_dir)
+        if args.command == "sync":
+            from orchestrator.tracking.sync import sync_command
+
+            return sync_command(args.sweep_dir, args.tracking_uri, args.timeout)
         if args.command in ("launch", "jobs"):
             return run_launch(args)
     except OrchestratorError as exc:
@@ -132,8 +155,37 @@ def _sweep(path: str, overrides: list[str]) -> int:
 
     config = load_sweep(path, overrides)
     from orchestrator.tuning import run_sweep
+    from orchestrator.tuning.runner import SweepInterrupted
 
-    summary = run_sweep(config, sweep_file=path)
+    try:
+        summary = run_sweep(config, sweep_file=path)
+    except SweepInterrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    return 0 if summary.best else 1
+
+
+def _resume(sweep_dir: str) -> int:
+    from pathlib import Path
+
+    from orchestrator.config import load_sweep
+
+    folder = Path(sweep_dir)
+    resolved = folder / "sweep.yaml"
+    if not (folder / "ray" / "tune").is_dir() or not resolved.is_file():
+        raise OrchestratorError(
+            f"{sweep_dir}: not a sweep folder (needs sweep.yaml and ray/tune/ written by "
+            "`orchestrate sweep`)"
+        )
+    config = load_sweep(str(resolved))
+    from orchestrator.tuning import run_sweep
+    from orchestrator.tuning.runner import SweepInterrupted
+
+    try:
+        summary = run_sweep(config, sweep_file=str(resolved), resume_dir=folder)
+    except SweepInterrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
     return 0 if summary.best else 1
 
 

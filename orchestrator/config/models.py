@@ -268,6 +268,9 @@ class TrackingConfig(StrictModel):
     #: experiment name; null -> the sweep's ``name``
     experiment: str | None = None
     enabled: bool = True
+    #: at the end of a sweep, how long to wait for MLflow to take the buffered writes
+    #: before leaving them in the sweep folder for ``orchestrate sync``
+    flush_timeout_s: float = Field(default=60.0, ge=0)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

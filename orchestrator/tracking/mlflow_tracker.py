@@ -1,15 +1,21 @@
 """MLflow bookkeeping of a sweep: one parent run, one nested child run per trial.
 
-Uses ``MlflowClient`` with explicit run ids (no global "active run"), so it is safe to drive
-from Ray Tune callbacks in the sweep's driver process. Trial processes never talk to MLflow.
+Driven from Ray Tune callbacks in the sweep's driver process; trial processes never talk to
+MLflow. Writes go through a durable journal in the sweep folder and a background writer
+(``MlflowClient`` with explicit run ids, no global "active run"), so the sweep neither waits
+for the server nor loses anything while it is away.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
+
+from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
 
@@ -25,133 +31,214 @@ REPORTED_TAGS = frozenset(
 
 
 class SweepTracker:
-    """Parent/child MLflow runs of one sweep."""
+    """Parent/child MLflow runs of one sweep, written through the sweep's journal.
 
-    def __init__(self, uri: str, experiment: str, sweep_name: str) -> None:
-        import mlflow
-        from mlflow import MlflowClient
+    Every call appends to the journal (:mod:`.journal`) and returns at once; a background
+    :class:`~orchestrator.tracking.writer.JournalWriter` applies the ops to MLflow. Opening
+    the tracker of a sweep folder that already has a journal (``orchestrate resume``)
+    continues its runs: a trial or sweep run created before is set back to RUNNING, not
+    created again, and metric steps it already logged are not logged twice.
+    """
 
-        mlflow.set_tracking_uri(uri)
+    _open: ClassVar[dict[str, SweepTracker]] = {}
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        sweep_name: str,
+        journal_dir: str | Path,
+        *,
+        fsync: bool = True,
+    ) -> None:
+        from orchestrator.tracking.writer import JournalWriter
+
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = (
-            found.experiment_id if found else self.client.create_experiment(experiment)
-        )
+        self.experiment = experiment
         self.sweep_name = sweep_name
-        self.parent_id: str | None = None
-        self.trial_runs: dict[str, str] = {}
+        self.journal_dir = Path(journal_dir)
+        self.journal = Journal(self.journal_dir, fsync=fsync)
+        meta = self.journal_dir / "meta.json"
+        if not meta.is_file():  # what `orchestrate sync` uploads to, later
+            meta.write_text(
+                json.dumps({"uri": uri, "experiment": experiment, "sweep": sweep_name})
+            )
+        self.resumed = SWEEP_KEY in self.journal.created
+        self._reopened: set[str] = set()
+        self.writer = JournalWriter(self.journal, uri).start()
+        SweepTracker._open[str(self.journal_dir)] = self
 
-    def start_sweep(self, params: dict[str, Any], tags: dict[str, str]) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=self.sweep_name,
-            tags={"orch.kind": "sweep", **tags},
+    @classmethod
+    def open(
+        cls, uri: str, experiment: str, sweep_name: str, journal_dir: str | Path
+    ) -> SweepTracker:
+        """This process's tracker of ``journal_dir``, opened once (see ``__reduce__``)."""
+        found = cls._open.get(str(Path(journal_dir)))
+        return found if found is not None else cls(uri, experiment, sweep_name, journal_dir)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Tune pickles its callbacks into the experiment folder; a restored sweep gets back
+        # the tracker of the same journal instead of a copy of a dead writer thread
+        return (SweepTracker.open, (self.uri, self.experiment, self.sweep_name, self.journal_dir))
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.writer.state.runs.get(SWEEP_KEY)
+
+    @property
+    def trial_runs(self) -> dict[str, str]:
+        """Tune trial id -> MLflow run id, for the runs MLflow has created so far."""
+        prefix = trial_key("")
+        return {
+            k[len(prefix) :]: v for k, v in self.writer.state.runs.items() if k.startswith(prefix)
+        }
+
+    def start_sweep(self, params: dict[str, Any], tags: dict[str, str]) -> None:
+        if self.resumed:
+            self._reopen(SWEEP_KEY)
+            return
+        self.journal.append({"op": "experiment", "name": self.experiment})
+        self.journal.append(
+            {
+                "op": "create_run",
+                "key": SWEEP_KEY,
+                "name": self.sweep_name,
+                "time": _now(),
+                "tags": {"orch.kind": "sweep", **tags},
+            }
         )
-        self.parent_id = run.info.run_id
-        self._log_params(self.parent_id, params)
-        return self.parent_id
+        self._log_params(SWEEP_KEY, params)
 
-    def start_trial(self, trial_id: str, name: str, params: dict[str, Any]) -> str:
-        from mlflow.entities import RunTag
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
+    def start_trial(self, trial_id: str, name: str, params: dict[str, Any]) -> None:
+        key = trial_key(trial_id)
+        if key in self.journal.created:
+            self._reopen(key)  # a resumed trial continues its run
+            return
         tags = {"orch.kind": "trial", "orch.trial_id": trial_id}
-        if self.parent_id:
-            tags[MLFLOW_PARENT_RUN_ID] = self.parent_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        run_id = run.info.run_id
-        self.trial_runs[trial_id] = run_id
-        self._log_params(run_id, {k: v for k, v in params.items() if not k.startswith("orch.")})
-        orch = [RunTag(k, str(v)) for k, v in params.items() if k.startswith("orch.")]
-        if orch:
-            self.client.log_batch(run_id, tags=orch)
-        return run_id
+        tags.update({k: str(v) for k, v in params.items() if k.startswith("orch.")})
+        self.journal.append(
+            {
+                "op": "create_run",
+                "key": key,
+                "parent": SWEEP_KEY,
+                "name": name,
+                "time": _now(),
+                "tags": tags,
+            }
+        )
+        self._log_params(key, {k: v for k, v in params.items() if not k.startswith("orch.")})
 
     def log_result(self, trial_id: str, result: dict[str, Any], step: int) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        run_id = self.trial_runs.get(trial_id)
-        if run_id is None:
+        key = trial_key(trial_id)
+        if key not in self.journal.created:
             return
-        now = int(time.time() * 1000)
+        now = _now()
         metrics = [
-            Metric(k, float(v), now, step)
+            [k, float(v), now, step]
             for k, v in result.items()
             if k.startswith(METRIC_PREFIXES)
             and isinstance(v, int | float)
             and not isinstance(v, bool)
         ]
+        if key in self._reopened and step <= self.journal.last_step.get(key, -1):
+            metrics = []  # a restarted trial re-reporting steps its run already has
         tags = [
-            RunTag(k, str(v))
+            [k, str(v)]
             for k, v in result.items()
             if (k.startswith("orch.stop") or k in REPORTED_TAGS) and v is not None
         ]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        if metrics or tags:
+            self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
 
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
-        run_id = self.trial_runs.get(trial_id)
-        if run_id is None:
+        key = trial_key(trial_id)
+        if key not in self.journal.created:
             return
-        for k, v in tags.items():
-            self.client.set_tag(run_id, k, v)
-        self.client.set_terminated(run_id, status=status)
+        self._end(key, status, tags)
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
-        if self.parent_id is None:
-            return
-        for key, value in summary.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if math.isfinite(float(value)):
-                    self.client.log_metric(self.parent_id, key, float(value))
-            elif value is not None:
-                self.client.set_tag(self.parent_id, key, str(value)[:5000])
-        self.client.set_terminated(self.parent_id, status=status)
+        now = _now()
+        metrics = [
+            [k, float(v), now, 0]
+            for k, v in summary.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+        ]
+        tags = {
+            k: str(v)[:5000]
+            for k, v in summary.items()
+            if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool))
+        }
+        if metrics:
+            self.journal.append({"op": "log_batch", "key": SWEEP_KEY, "metrics": metrics})
+        self._end(SWEEP_KEY, status, tags)
 
     def log_artifact(self, path: str) -> None:
-        if self.parent_id:
-            self.client.log_artifact(self.parent_id, path)
+        self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
     def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
         """Upload a trial's folder (its final weights) into its child run."""
-        run_id = self.trial_runs.get(trial_id)
-        if run_id is None:
+        key = trial_key(trial_id)
+        if key not in self.journal.created:
             return False
-        self.client.log_artifacts(run_id, local_dir, artifact_path)
+        self.journal.append(
+            {"op": "artifacts", "key": key, "path": local_dir, "artifact_path": artifact_path}
+        )
         return True
 
-    def register_best(self, run_id: str, trial: str, alias: str = "best") -> str:
-        """Register ``runs:/<run_id>/model`` under the sweep's name and point ``alias`` at it.
+    def register_best(self, trial_id: str, trial: str, alias: str = "best") -> None:
+        """Register the trial's ``model`` artifact under the sweep's name, alias ``alias``.
 
-        Returns the new version. The model is the trial's ``model.pt`` state dict and its
-        ``batch_plan.json`` (no MLflow flavour: the task's code rebuilds the module).
+        Applied by the writer like every other op; the version it gets is tagged on the
+        parent run (``orch.registered_version``) and kept in :attr:`versions`.
         """
-        from mlflow.exceptions import MlflowException
-
-        name = self.sweep_name
-        try:
-            self.client.create_registered_model(
-                name, description="Best trial of each orchestrator sweep of this name."
-            )
-        except MlflowException as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                raise
-        version = self.client.create_model_version(
-            name,
-            source=f"runs:/{run_id}/model",
-            run_id=run_id,
-            tags={"orch.sweep_run_id": self.parent_id or "", "orch.trial": trial},
+        self.journal.append(
+            {
+                "op": "register",
+                "key": trial_key(trial_id),
+                "name": self.sweep_name,
+                "source": "runs:/{run_id}/model",
+                "alias": alias,
+                "description": "Best trial of each orchestrator sweep of this name.",
+                "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},
+            }
         )
-        self.client.set_registered_model_alias(name, alias, version.version)
-        return str(version.version)
 
-    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    @property
+    def versions(self) -> dict[str, str]:
+        return dict(self.writer.state.versions)
 
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
-        # MLflow accepts at most 100 params per batch
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i : i + 100])
+    def flush(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until MLflow has everything; False if it has not."""
+        return self.writer.flush(timeout)
+
+    @property
+    def pending(self) -> int:
+        return self.writer.pending
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.journal.close()
+        SweepTracker._open.pop(str(self.journal_dir), None)
+
+    def _reopen(self, key: str) -> None:
+        self._reopened.add(key)
+        self.journal.append({"op": "set_status", "key": key, "status": "RUNNING"})
+
+    def _end(self, key: str, status: str, tags: dict[str, str]) -> None:
+        if tags:
+            self.journal.append(
+                {"op": "log_batch", "key": key, "tags": [[k, v] for k, v in tags.items()]}
+            )
+        self.journal.append({"op": "set_status", "key": key, "status": status, "time": _now()})
+
+    def _log_params(self, key: str, params: dict[str, Any]) -> None:
+        items = [[k, str(v)[:6000]] for k, v in sorted(params.items())]
+        if items:
+            self.journal.append({"op": "log_batch", "key": key, "params": items})
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

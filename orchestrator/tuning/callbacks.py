@@ -107,7 +107,7 @@ class TrackingCallback(Callback):
         try:
             fn(*args)
         except Exception as exc:  # an MLflow hiccup must not kill the sweep
-            log.warning("MLflow logging failed (%s): %s", fn.__name__, exc)
+            log.warning("tracking journal write failed (%s): %s", fn.__name__, exc)
 
 
 class ProgressTable(Callback):

@@ -86,10 +86,15 @@ def run_sweep(
     sweep_file: str | None = None,
     out: TextIO | None = None,
     callbacks: list[Any] | None = None,
+    resume_dir: Path | None = None,
 ) -> SweepSummary:
     """Run the whole sweep in this process (the Ray driver) and return its summary.
 
-    ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers).
+    ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers). ``resume_dir``
+    continues the sweep of that folder (``orchestrate resume``): Tune's experiment state and
+    the searcher's history are restored, finished trials stay finished, unfinished ones run
+    again and continue their MLflow child runs. Raises :class:`SweepInterrupted` after a
+    Ctrl-C, once the sweep's state is saved.
     """
     out = out or sys.stdout
     started = time.monotonic()
@@ -97,6 +102,9 @@ def run_sweep(
     # a report that announces a NaN stop has no objective; schedulers skip such reports
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune snapshots the experiment (trial states, searcher history) every 10 s by default;
+    # what a kill -9 can lose is what happened since the last snapshot
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     optuna_quiet()
 
     from ray import tune
@@ -110,14 +118,19 @@ def run_sweep(
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
 
-    sweep_dir = make_sweep_dir(config)
-    resolved_file = sweep_dir / "sweep.yaml"
-    resolved_file.write_text(
-        yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-    )
+    if resume_dir is None:
+        sweep_dir = make_sweep_dir(config)
+        resolved_file = sweep_dir / "sweep.yaml"
+        resolved_file.write_text(
+            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
+        )
+    else:
+        sweep_dir = Path(resume_dir).resolve()
+        resolved_file = sweep_dir / "sweep.yaml"
     data_root = Path(config.sweep.dir).resolve() / "data"
+    verb = "Resuming sweep" if resume_dir else "Sweep"
     out.write(
-        f"Sweep {config.name!r}: {config.sweep.num_samples} trials, task "
+        f"{verb} {config.name!r}: {config.sweep.num_samples} trials, task "
         f"{config.task.kind}, {config.resources.workers} worker(s) per trial\n"
     )
     out.write(f"Preparing data under {data_root} ...\n")
@@ -128,7 +141,9 @@ def run_sweep(
     uri = None
     if config.tracking.enabled:
         uri = resolve_tracking_uri(config.tracking.uri)
-        tracker = SweepTracker(uri, config.tracking.experiment or config.name, config.name)
+        tracker = SweepTracker.open(
+            uri, config.tracking.experiment or config.name, config.name, sweep_dir / "tracking"
+        )
         tracker.start_sweep(
             params=flatten(config.hyperparameters()),
             tags={
@@ -137,69 +152,96 @@ def run_sweep(
                 "orch.task": config.task.kind,
             },
         )
-        tracker.log_artifact(str(resolved_file))
+        if resume_dir is None:
+            tracker.log_artifact(str(resolved_file))
 
     _init_ray(config)
-    objectives = config.objectives
-    metric: str | list[str] = [o.metric for o in objectives]
-    mode: str | list[str] = [o.mode for o in objectives]
-    if len(objectives) == 1:
-        metric, mode = objectives[0].metric, objectives[0].mode
-    search = SweepSearch(
-        space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
-    )
-    scheduler = build_scheduler(config)
-    if config.stopping.scheduler.kind != "none":
-        scheduler.set_search_properties(config.primary.metric, config.primary.mode)
-
-    primary = (config.primary.metric, config.primary.mode)
-    stopper = DivergenceStopper(build_rules(config.stopping.divergence, primary))
-
-    extra = list(callbacks or [])
-    # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
-    callbacks = [
-        JsonLoggerCallback(),
-        ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
-    ]
-    if tracker:
-        callbacks.insert(
-            0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
-        )
-    callbacks += extra
     storage = str(sweep_dir / "ray")
-    trainable = make_trainable(
-        config.model_dump(by_alias=True, mode="json"), str(data_root), config.resources, storage
-    )
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, trial_resources(config.resources)),
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
-            scheduler=scheduler,
-            num_samples=config.sweep.num_samples,
+    trainable = tune.with_resources(
+        make_trainable(
+            config.model_dump(by_alias=True, mode="json"),
+            str(data_root),
+            config.resources,
+            storage,
         ),
-        run_config=tune.RunConfig(
-            name="tune",
-            storage_path=storage,
-            callbacks=callbacks,
-            stop=stopper,
-            verbose=0,
-            # only infrastructure failures reach Tune; the trainable ends deterministic ones
-            failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
-        ),
+        trial_resources(config.resources),
     )
-    status = "FINISHED"
-    try:
-        grid = tuner.fit()
-    except BaseException:
-        status = "KILLED"
+    if resume_dir is not None:
+        # the run config (callbacks, stopper, scheduler) comes back from the experiment
+        # folder; the tracker inside it is this process's tracker of the same journal
+        tuner = tune.Tuner.restore(
+            str(sweep_dir / "ray" / "tune"),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+    else:
+        objectives = config.objectives
+        metric: str | list[str] = [o.metric for o in objectives]
+        mode: str | list[str] = [o.mode for o in objectives]
+        if len(objectives) == 1:
+            metric, mode = objectives[0].metric, objectives[0].mode
+        search = SweepSearch(
+            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+        )
+        scheduler = build_scheduler(config)
+        if config.stopping.scheduler.kind != "none":
+            scheduler.set_search_properties(config.primary.metric, config.primary.mode)
+
+        primary = (config.primary.metric, config.primary.mode)
+        stopper = DivergenceStopper(build_rules(config.stopping.divergence, primary))
+
+        # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
+        tune_callbacks = [
+            JsonLoggerCallback(),
+            ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
+        ]
         if tracker:
-            tracker.end_sweep({"orch.status": "interrupted"}, status=status)
+            tune_callbacks.insert(
+                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+            )
+        tune_callbacks += list(callbacks or [])
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
+                scheduler=scheduler,
+                num_samples=config.sweep.num_samples,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=storage,
+                callbacks=tune_callbacks,
+                stop=stopper,
+                verbose=0,
+                # only infrastructure failures reach Tune; the trainable ends deterministic ones
+                failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
+            ),
+        )
+    interrupt = _InterruptWatch()
+    try:
+        with interrupt:
+            grid = tuner.fit()
+    except BaseException:
+        if tracker:
+            tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+            _close_tracker(tracker, config, sweep_dir, out)
         raise
+    if interrupt.fired:
+        if tracker:
+            tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+            _close_tracker(tracker, config, sweep_dir, out)
+        raise SweepInterrupted(sweep_dir)
+    if tracker:
+        # the table needs the trials' run ids, which exist once their creates are applied
+        tracker.flush(config.tracking.flush_timeout_s)
     rows: list[TrialRow] = []
     for i in range(len(grid)):
         result = grid[i]
         rows.append(_row(result, tracker, config.train.epochs))
     rows.sort(key=lambda r: (len(r.trial), r.trial))
+    objectives = config.objectives
     best = best_trials(rows, objectives)
     summary = SweepSummary(
         name=config.name,
@@ -215,13 +257,72 @@ def run_sweep(
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
     out.write(render_summary(summary, ui_command(uri) if uri else None))
+    if tracker:
+        _close_tracker(tracker, config, sweep_dir, out)
     out.flush()
     return summary
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C: the sweep stopped cleanly and can be resumed from ``sweep_dir``."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        super().__init__(f"sweep interrupted; resume it with: orchestrate resume {sweep_dir}")
+        self.sweep_dir = sweep_dir
+
+
+class _InterruptWatch:
+    """Turn the first Ctrl-C into Tune's graceful stop, and remember that it happened.
+
+    Tune's own SIGINT handler stops the run but leaves no trace the caller can read; it
+    also listens to SIGUSR1, so ours records the interrupt and forwards it there. A second
+    Ctrl-C raises KeyboardInterrupt as usual.
+    """
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptWatch:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        self.fired = True
+        sys.stderr.write("\nStopping the sweep and saving its state (Ctrl-C again to abort)...\n")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _close_tracker(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
+    if not tracker.flush(config.tracking.flush_timeout_s):
+        out.write(
+            f"MLflow is unreachable ({tracker.writer.last_error}): {tracker.pending} "
+            f"writes are kept in {sweep_dir / 'tracking'}; upload them later with: "
+            f"orchestrate sync {sweep_dir}\n"
+        )
+    tracker.close()
 
 
 def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
     metrics = result.metrics or {}
     cfg = result.config or {}
+    runs = tracker.trial_runs if tracker else {}
     # the trial folder is named <trainable>_<trial_id>_<n>_<params>
     _, tid, number, *_ = [*Path(result.path).name.split("_", 3), "", "", ""]
     reason, detail = end_reason(cfg, metrics, result.error is not None, epochs)
@@ -242,7 +343,7 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
             if k.startswith(("train/", "val/")) and isinstance(v, int | float)
         },
         epochs=int(metrics.get("orch.epoch", 0) or 0),
-        run_id=tracker.trial_runs.get(tid) if tracker else None,
+        run_id=runs.get(tid),
     )
 
 
@@ -266,9 +367,9 @@ def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None
     try:
         tracker.log_artifact(str(sweep_dir / "summary.json"))
         tracker.log_artifact(str(_write_csv(summary, sweep_dir / "trials.csv")))
-        if summary.best and summary.best[0].run_id and summary.best[0].status == "done":
-            best = summary.best[0]
-            info["orch.registered_version"] = tracker.register_best(best.run_id, best.trial)
+        if summary.best and summary.best[0].status == "done":
+            # applied by the tracker's writer, which tags the parent with the version
+            tracker.register_best(summary.best[0].trial_id, summary.best[0].trial)
         tracker.end_sweep(info)
     except Exception as exc:
         log.warning("could not finish the MLflow parent run: %s", exc)

@@ -8,6 +8,7 @@ through ``TuneReportCallback`` — the supported Train-in-Tune pattern of Ray Tr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 #: CPU a multi-worker trial's own process reserves when ``resources.trial_cpus`` is unset:
 #: it only waits on its workers, and Ray rejects 0.
 COORDINATOR_CPUS = 0.1
+#: written into the trial's folder when it ends: a resumed sweep does not train it again
+FINISHED_FILE = "finished.json"
 
 
 def trial_resources(resources: Resources) -> dict[str, float]:
@@ -53,8 +56,16 @@ def make_trainable(
             return  # impossible batch combination: nothing to train, nothing to report
         from ray import tune
 
+        trial_dir = tune.get_context().get_trial_dir()
+        finished = os.path.join(trial_dir, FINISHED_FILE)
+        if os.path.isfile(finished):
+            # a resumed sweep: this trial ended after Tune's last snapshot and before the
+            # driver was killed; its last report stands, nothing is trained again
+            with open(finished, encoding="utf-8") as f:
+                tune.report(json.load(f))
+            return
         # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
-        output_dir = os.path.join(tune.get_context().get_trial_dir(), "model")
+        output_dir = os.path.join(trial_dir, "model")
         spec = TrialSpec(
             sweep=sweep,
             params=params,
@@ -62,13 +73,21 @@ def make_trainable(
             output_dir=output_dir,
             memory_cache=os.path.join(storage_path, "memory.json"),
         )
+        last: dict[str, Any] = {}
+
+        def report(metrics: dict[str, Any], **kwargs: Any) -> None:
+            last.clear()
+            last.update(metrics)
+            tune.report(metrics, **kwargs)
+
         try:
             if resources.workers == 1:
                 from orchestrator.training.loop import run_trial
 
-                run_trial(spec, tune.report)
+                run_trial(spec, report)
             else:
-                _run_ddp(spec, resources, storage_path)
+                last.update(_run_ddp(spec, resources, storage_path))
+            _write_json(finished, last)
         except Exception as exc:
             from orchestrator.tuning.failures import classify, describe, root_cause
 
@@ -84,17 +103,24 @@ def make_trainable(
                 "".join([*lines[:1], "...\n", *lines[-11:]]) if len(lines) > 12 else "".join(lines)
             )
             tail = tail[-4000:]
-            tune.report(
-                {
-                    STOP_REASON: "error",
-                    STOP_DETAIL: describe(exc),
-                    ERROR_TYPE: type(root_cause(exc)).__name__,
-                    # an orch.stop* key: the tracker stores it as a tag of the child run
-                    "orch.stop_traceback": tail,
-                }
-            )
+            failure = {
+                STOP_REASON: "error",
+                STOP_DETAIL: describe(exc),
+                ERROR_TYPE: type(root_cause(exc)).__name__,
+                # an orch.stop* key: the tracker stores it as a tag of the child run
+                "orch.stop_traceback": tail,
+            }
+            tune.report(failure)
+            _write_json(finished, failure)
 
     return trainable
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, default=str)
+    os.replace(tmp, path)
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -105,7 +131,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     run_trial(config["spec"], ray.train.report)
 
 
-def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> None:
+def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> dict[str, Any]:
+    """Train under DDP; returns the last metrics the workers reported."""
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -128,4 +155,4 @@ def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> None:
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
-    trainer.fit()
+    return dict(trainer.fit().metrics or {})

@@ -1,0 +1,313 @@
+"""Applies a sweep's journal to MLflow, in order, in a background thread.
+
+An op that fails because the server is unreachable (connection refused, timeout, 5xx, a
+locked SQLite file) is retried with back-off, forever, until the writer is stopped: the op
+stays in the journal and the next writer (``orchestrate resume``/``sync``) starts from it.
+An op MLflow *rejects* (invalid parameter, missing run) is retried a few times, then moved to
+``failed.jsonl`` so one bad value cannot hold every later metric back.
+
+One writer per journal at a time: a lock file (``flock``) keeps ``orchestrate sync`` off a
+sweep whose driver is still writing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.tracking.journal import (
+    FAILED_FILE,
+    LOCK_FILE,
+    STATE_FILE,
+    SWEEP_KEY,
+    Journal,
+    JournalState,
+)
+
+log = logging.getLogger(__name__)
+
+#: MLflow error codes that mean "this request is wrong", not "the server is away"
+REJECTED = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_ALREADY_EXISTS",
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_STATE",
+        "BAD_REQUEST",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+    }
+)
+REJECT_ATTEMPTS = 3
+#: tag that names a run's journal key, so a replayed create finds the run it made before
+RUN_KEY_TAG = "orch.journal_key"
+
+
+class JournalBusyError(RuntimeError):
+    """Another process is applying this journal."""
+
+
+class JournalWriter:
+    """Apply ``journal``'s ops from ``state.applied`` on; ``start()`` runs it in a thread."""
+
+    def __init__(self, journal: Journal, uri: str, max_backoff_s: float = 5.0) -> None:
+        self.journal = journal
+        self.uri = uri
+        self.max_backoff_s = max_backoff_s
+        self.state = JournalState.load(journal.root / STATE_FILE)
+        self.uid = journal.root.parent.name  # the sweep folder's name: unique per sweep
+        self.last_error: str | None = None
+        self.outage_since: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._progress = threading.Condition()
+        self._client: Any = None
+        self._lock_file = (journal.root / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise JournalBusyError(
+                f"{journal.root}: another orchestrate process is writing this sweep's "
+                "tracking journal (is the sweep still running?)"
+            ) from None
+        # the first op after a restart may have been applied already (killed before
+        # state.json was written): creates look for their run before making a new one
+        self._recovering = self.state.applied > 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.journal) - self.state.applied
+
+    def start(self) -> JournalWriter:
+        self._thread = threading.Thread(target=self._run, name="mlflow-journal", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every op appended so far is applied; False if ``timeout`` ran out."""
+        target = len(self.journal)
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while self.state.applied < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(min(left, 0.5))
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._lock_file.close()
+
+    def drain(self, timeout: float) -> bool:
+        """Apply ops in the calling thread until none are left (``orchestrate sync``)."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            self._step(deadline)
+        return self.pending == 0
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.pending:
+                self.journal.wait_for(self.state.applied, timeout=0.5)
+                continue
+            self._step(None)
+
+    def _step(self, deadline: float | None) -> None:
+        op = self.journal.ops_from(self.state.applied)[0]
+        backoff = 0.2
+        rejected = 0
+        while not self._stop.is_set():
+            try:
+                self._apply(op)
+                break
+            except Exception as exc:
+                code = str(getattr(exc, "error_code", ""))
+                if code in REJECTED:
+                    rejected += 1
+                    if rejected >= REJECT_ATTEMPTS:
+                        self._give_up(op, exc)
+                        break
+                elif self.outage_since is None:
+                    self.outage_since = time.monotonic()
+                    log.warning(
+                        "MLflow unreachable (%s); buffering in %s", _short(exc), self.journal.path
+                    )
+                self.last_error = _short(exc)
+            if deadline is not None and time.monotonic() + backoff > deadline:
+                return
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+        else:
+            return
+        if self.outage_since is not None:
+            log.warning(
+                "MLflow reachable again after %.0f s; flushing buffered writes",
+                time.monotonic() - self.outage_since,
+            )
+            self.outage_since = None
+        self._recovering = False
+        with self._progress:
+            self.state.applied += 1
+            _atomic_write(self.journal.root / STATE_FILE, self.state.to_json())
+            self._progress.notify_all()
+
+    def _give_up(self, op: dict[str, Any], exc: Exception) -> None:
+        log.warning("MLflow rejected %s (%s); kept in %s", op.get("op"), _short(exc), FAILED_FILE)
+        with (self.journal.root / FAILED_FILE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"op": op, "error": _short(exc)}, default=str) + "\n")
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            # our own retry loop replaces the client's: its default (7 retries, exponential
+            # back-off) would hold one call for minutes during an outage
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _run_id(self, key: str) -> str:
+        try:
+            return self.state.runs[key]
+        except KeyError:
+            raise _Rejected(f"run {key!r} was never created") from None
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        kind = op["op"]
+        handler = getattr(self, f"_op_{kind}", None)
+        if handler is None:
+            raise _Rejected(f"unknown journal op {kind!r}")
+        handler(op)
+
+    def _op_experiment(self, op: dict[str, Any]) -> None:
+        found = self.client.get_experiment_by_name(op["name"])
+        self.state.experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(op["name"])
+        )
+
+    def _op_create_run(self, op: dict[str, Any]) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        key = op["key"]
+        if key in self.state.runs:
+            return
+        journal_key = f"{self.uid}/{key}"
+        if self._recovering:
+            found = self.client.search_runs(
+                [self.state.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{journal_key}'"
+            )
+            if found:
+                self.state.runs[key] = found[0].info.run_id
+                return
+        tags = {**op.get("tags", {}), RUN_KEY_TAG: journal_key}
+        parent = op.get("parent")
+        if parent:
+            tags[MLFLOW_PARENT_RUN_ID] = self._run_id(parent)
+        run = self.client.create_run(
+            self.state.experiment_id,
+            run_name=op.get("name"),
+            tags=tags,
+            start_time=op.get("time"),
+        )
+        self.state.runs[key] = run.info.run_id
+
+    def _op_log_batch(self, op: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self._run_id(op["key"])
+        metrics = [Metric(k, float(v), int(t), int(s)) for k, v, t, s in op.get("metrics", [])]
+        params = [Param(k, v) for k, v in op.get("params", [])]
+        tags = [RunTag(k, v) for k, v in op.get("tags", [])]
+        # MLflow caps one batch at 1000 metrics, 100 params, 100 tags (1000 items in all)
+        if len(metrics) <= 800 and len(params) <= 100 and len(tags) <= 100:
+            self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            return
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+        for i in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[i : i + 100])
+        for i in range(0, len(tags), 100):
+            self.client.log_batch(run_id, tags=tags[i : i + 100])
+
+    def _op_set_status(self, op: dict[str, Any]) -> None:
+        run_id = self._run_id(op["key"])
+        if op["status"] == "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status=op["status"], end_time=op.get("time"))
+
+    def _op_artifacts(self, op: dict[str, Any]) -> None:
+        run_id = self._run_id(op["key"])
+        path = op["path"]
+        if not os.path.exists(path):
+            raise _Rejected(f"artifact {path} no longer exists")
+        if os.path.isdir(path):
+            self.client.log_artifacts(run_id, path, op.get("artifact_path"))
+        else:
+            self.client.log_artifact(run_id, path, op.get("artifact_path"))
+
+    def _op_register(self, op: dict[str, Any]) -> None:
+        from mlflow.exceptions import MlflowException
+
+        run_id = self._run_id(op["key"])
+        name = op["name"]
+        try:
+            self.client.create_registered_model(name, description=op.get("description"))
+        except MlflowException as exc:
+            if str(exc.error_code) != "RESOURCE_ALREADY_EXISTS":
+                raise
+        # a replay after a kill must not register the same run twice
+        existing = [
+            v
+            for v in self.client.search_model_versions(f"name='{name}'")
+            if v.run_id == run_id and v.source == op["source"].format(run_id=run_id)
+        ]
+        if existing:
+            version = existing[0].version
+        else:
+            version = self.client.create_model_version(
+                name,
+                source=op["source"].format(run_id=run_id),
+                run_id=run_id,
+                tags={k: self._resolve(v) for k, v in op.get("tags", {}).items()},
+            ).version
+        self.client.set_registered_model_alias(name, op["alias"], version)
+        self.state.versions[name] = str(version)
+        parent = self.state.runs.get(SWEEP_KEY)
+        if parent:
+            self.client.set_tag(parent, "orch.registered_version", str(version))
+
+    def _resolve(self, value: str) -> str:
+        # tags may name a run by key ("run:sweep"): its id is known only now
+        if isinstance(value, str) and value.startswith("run:"):
+            return self.state.runs.get(value[4:], "")
+        return str(value)
+
+
+class _Rejected(Exception):
+    error_code = "INVALID_STATE"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
