@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from orchestrator import __version__
 from orchestrator.cli_args import add_overrides, add_sweep_file
+from orchestrator.compare.args import add_parser as add_compare_parser
 from orchestrator.errors import OrchestratorError
 from orchestrator.launch.commands import add_parsers as add_launch_parsers
 from orchestrator.launch.commands import run as run_launch
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list each trial the sweep's policy stopped: when and why",
     )
+    add_compare_parser(sub)
     add_launch_parsers(sub)
     return parser
 
@@ -116,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args.file, args.override)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "resume":
             return _resume(args.sweep_dir)
         if args.command == "sync":
@@ -207,6 +211,24 @@ def _replay(args: argparse.Namespace) -> int:
             mode=args.mode,
             as_json=args.json,
             show_trials=args.trials,
+        )
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from orchestrator.compare.command import CompareOptions, run_compare
+
+    run_compare(
+        CompareOptions(
+            experiment=args.experiment,
+            sweep=args.sweep,
+            tracking_uri=args.tracking_uri,
+            out=args.out,
+            top=args.top,
+            runs=tuple(args.runs) if args.runs else None,
+            promote=args.promote,
+            reason=args.reason,
         )
     )
     return 0

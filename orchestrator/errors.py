@@ -65,3 +65,8 @@ class CurvesError(OrchestratorError):
 
     The message names the file and line (or the experiment) and what is wrong.
     """
+
+
+class CompareError(OrchestratorError):
+    """``orchestrate compare`` cannot do what was asked: an unknown experiment or run, a
+    sweep without trials, a run without a model to promote. The message names which."""
