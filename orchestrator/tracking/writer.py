@@ -77,8 +77,8 @@ class JournalWriter:
                 f"{journal.root}: another orchestrate process is writing this sweep's "
                 "tracking journal (is the sweep still running?)"
             ) from None
-        # the first op after a restart may have been applied already (killed before
-        # state.json was written): creates look for their run before making a new one
+        # a writer that continues a journal may replay ops applied before a kill (state.json
+        # is written after each op): its creates look for their run before making a new one
         self._recovering = self.state.applied > 0
 
     @property
@@ -157,7 +157,6 @@ class JournalWriter:
                 time.monotonic() - self.outage_since,
             )
             self.outage_since = None
-        self._recovering = False
         with self._progress:
             self.state.applied += 1
             _atomic_write(self.journal.root / STATE_FILE, self.state.to_json())

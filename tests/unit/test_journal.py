@@ -1,0 +1,159 @@
+"""The tracking journal and its writer against a real local MLflow store (no server)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from mlflow import MlflowClient
+
+from orchestrator.tracking.journal import Journal, JournalState, trial_key
+from orchestrator.tracking.mlflow_tracker import SweepTracker
+from orchestrator.tracking.writer import JournalBusyError, JournalWriter
+
+
+@pytest.fixture
+def store(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _tracker(tmp_path, uri):
+    return SweepTracker(uri, "exp", "sweepy", tmp_path / "sweep-1" / "tracking", fsync=False)
+
+
+def _sweep_with_one_trial(tracker):
+    tracker.start_sweep({"optim.lr": 0.1}, {"orch.task": "regression"})
+    tracker.start_trial("t1", "trial-1", {"optim.lr": 0.01, "orch.accum": 2})
+    for step in (1, 2, 3):
+        tracker.log_result("t1", {"train/loss": 1.0 / step, "orch.accum": 2, "x": 5}, step)
+    tracker.end_trial("t1", "FINISHED", {"orch.status": "completed"})
+    tracker.end_sweep({"orch.num_trials": 1, "orch.best_trial": "trial-1"})
+
+
+def test_ops_reach_mlflow_in_order_with_ids_recorded(tmp_path, store):
+    tracker = _tracker(tmp_path, store)
+    _sweep_with_one_trial(tracker)
+    assert tracker.flush(60)
+    client = MlflowClient(store)
+    run = client.get_run(tracker.trial_runs["t1"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"optim.lr": "0.01"}
+    assert run.data.tags["orch.accum"] == "2"
+    assert run.data.tags["mlflow.parentRunId"] == tracker.parent_id
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+    parent = client.get_run(tracker.parent_id)
+    assert parent.data.metrics["orch.num_trials"] == 1.0
+    assert parent.data.tags["orch.best_trial"] == "trial-1"
+    assert parent.info.status == "FINISHED"
+    state = JournalState.load(tmp_path / "sweep-1" / "tracking" / "state.json")
+    # experiment, sweep run + params, trial run + params, 3 results, trial tags + end,
+    # sweep metrics + tags + end
+    assert state.applied == len(tracker.journal) == 13
+    tracker.close()
+
+
+def test_unreachable_server_keeps_everything_for_a_later_writer(tmp_path, store):
+    # port 9 (discard) refuses connections: every op stays pending
+    tracker = SweepTracker(
+        "http://127.0.0.1:9", "exp", "sweepy", tmp_path / "s" / "tracking", fsync=False
+    )
+    _sweep_with_one_trial(tracker)
+    assert not tracker.flush(1.0)
+    assert tracker.pending == 13
+    assert tracker.writer.last_error and "127.0.0.1" in tracker.writer.last_error
+    tracker.close()
+    # the same journal, applied later to a reachable store ("orchestrate sync")
+    journal = Journal(tmp_path / "s" / "tracking")
+    writer = JournalWriter(journal, store)
+    assert writer.drain(60)
+    writer.stop()
+    client = MlflowClient(store)
+    run = client.get_run(writer.state.runs[trial_key("t1")])
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+
+
+def test_replayed_ops_after_a_kill_make_no_duplicates(tmp_path, store):
+    tracker = _tracker(tmp_path, store)
+    _sweep_with_one_trial(tracker)
+    assert tracker.flush(60)
+    tracker.close()
+    root = tmp_path / "sweep-1" / "tracking"
+    # a kill between applying ops and recording it: state.json says only the experiment
+    # was applied, so the runs and metrics are applied a second time
+    state = json.loads((root / "state.json").read_text())
+    (root / "state.json").write_text(json.dumps({**state, "applied": 1, "runs": {}}))
+    writer = JournalWriter(Journal(root), store)
+    assert writer.drain(60)
+    writer.stop()
+    client = MlflowClient(store)
+    runs = client.search_runs([state["experiment_id"]])
+    assert len(runs) == 2  # the parent and the trial, each once
+    trial_run = writer.state.runs[trial_key("t1")]
+    assert trial_run == state["runs"][trial_key("t1")]
+    assert len(client.get_metric_history(trial_run, "train/loss")) == 3
+
+
+def test_reopened_tracker_continues_runs_and_skips_logged_steps(tmp_path, store):
+    tracker = _tracker(tmp_path, store)
+    tracker.start_sweep({}, {})
+    tracker.start_trial("t1", "trial-1", {})
+    tracker.log_result("t1", {"train/loss": 3.0}, 1)
+    tracker.log_result("t1", {"train/loss": 2.0}, 2)
+    assert tracker.flush(60)
+    tracker.close()
+    again = _tracker(tmp_path, store)  # orchestrate resume
+    assert again.resumed
+    again.start_sweep({}, {})
+    again.start_trial("t1", "trial-1", {})  # the trial runs again from its start
+    for step, loss in ((1, 3.1), (2, 2.1), (3, 1.0)):
+        again.log_result("t1", {"train/loss": loss}, step)
+    again.end_trial("t1", "FINISHED", {})
+    assert again.flush(60)
+    client = MlflowClient(store)
+    run_id = again.trial_runs["t1"]
+    history = client.get_metric_history(run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 2.0), (3, 1.0)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    exp = client.get_experiment_by_name("exp")
+    assert len(client.search_runs([exp.experiment_id])) == 2
+    again.close()
+
+
+def test_rejected_op_is_set_aside_and_later_ops_still_apply(tmp_path, store):
+    tracker = _tracker(tmp_path, store)
+    tracker.start_sweep({"a": 1}, {})
+    tracker.journal.append({"op": "log_batch", "key": "sweep", "params": [["a", "2"]]})
+    tracker.end_sweep({"done": 1})
+    assert tracker.flush(60)
+    failed = (tmp_path / "sweep-1" / "tracking" / "failed.jsonl").read_text().splitlines()
+    assert len(failed) == 1 and json.loads(failed[0])["op"]["params"] == [["a", "2"]]
+    assert MlflowClient(store).get_run(tracker.parent_id).data.metrics["done"] == 1.0
+    tracker.close()
+
+
+def test_one_writer_per_journal(tmp_path, store):
+    tracker = _tracker(tmp_path, store)
+    with pytest.raises(JournalBusyError, match="another orchestrate process"):
+        JournalWriter(Journal(tmp_path / "sweep-1" / "tracking"), store)
+    tracker.close()
+
+
+def test_a_line_cut_by_a_kill_is_dropped_not_fatal(tmp_path):
+    root = tmp_path / "j"
+    journal = Journal(root, fsync=False)
+    journal.append({"op": "create_run", "key": "sweep"})
+    journal.close()
+    with (root / "ops.jsonl").open("a") as f:
+        f.write('{"op": "log_ba')
+    again = Journal(root)
+    assert len(again) == 1 and again.created == {"sweep"}
+
+
+def test_tracker_pickles_to_the_same_open_tracker(tmp_path, store):
+    # Tune pickles its callbacks with the experiment; a restored sweep must get the live
+    # tracker of that journal back, not a second writer
+    tracker = _tracker(tmp_path, store)
+    assert pickle.loads(pickle.dumps(tracker)) is tracker
+    tracker.close()
