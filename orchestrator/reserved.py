@@ -13,3 +13,5 @@ STOP_DETAIL = "orch.stop_detail"
 STOP_STEP = "orch.stop_step"
 #: the exception type of a trial that failed deterministically (not retried)
 ERROR_TYPE = "orch.error_type"
+#: the last output lines of an external command that failed or was stopped for a timeout
+STOP_OUTPUT = "orch.stop_output"

@@ -65,6 +65,8 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
 
     errors.extend(_batch_errors(config, source))
     errors.extend(_objective_errors(config, source))
+    for path, rule, value in config.task.sweep_problems(config):
+        error(path, rule, value)
 
     sched = config.stopping.scheduler
     grace = getattr(sched, "grace_period", None)
@@ -95,6 +97,9 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
 
 def known_metrics(config: SweepConfig) -> list[str]:
     """Every metric name a trial of this task reports."""
+    chosen = config.task.reported_metrics()
+    if chosen is not None:
+        return chosen
     spec = get_task(config.task.kind)
     train = ["train/loss", "train/grad_norm", "train/lr", "train/samples_per_s"]
     for c in spec.components:

@@ -23,6 +23,9 @@ class TaskSpec:
     prepare: str
     val_metrics: tuple[str, ...]
     components: tuple[str, ...]
+    #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
+    #: that trains outside this process); ``impl`` is then empty. None: the loop + ``impl``
+    runner: str | None = None
 
     def config_model(self) -> type[TaskConfig]:
         return _load(self.config)
@@ -35,6 +38,9 @@ class TaskSpec:
 
     def prepare_data(self) -> Any:
         return _load(self.prepare)
+
+    def trial_runner(self) -> Any:
+        return _load(self.runner) if self.runner else None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -53,6 +59,16 @@ TASKS: dict[str, TaskSpec] = {
         prepare="orchestrator.tasks.regression.config:prepare_data",
         val_metrics=("val/mse",),
         components=("mse", "l1"),
+    ),
+    # any external training script; its metrics come from task.metrics
+    "command": TaskSpec(
+        config="orchestrator.tasks.command.config:CommandTaskConfig",
+        loss="orchestrator.tasks.command.config:CommandLossConfig",
+        impl="",
+        prepare="orchestrator.tasks.command.config:prepare_data",
+        val_metrics=(),
+        components=(),
+        runner="orchestrator.tasks.command.runner:run_command_trial",
     ),
 }
 

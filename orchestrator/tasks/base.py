@@ -30,6 +30,15 @@ class TaskConfig(StrictModel):
 
     kind: str
 
+    def reported_metrics(self) -> list[str] | None:
+        """Metric names this config makes its trials report (``command`` maps its own);
+        None: the registry's ``val_metrics`` plus the loop's ``train/*`` metrics."""
+        return None
+
+    def sweep_problems(self, sweep: Any) -> list[tuple[tuple[str, ...], str, Any]]:
+        """``(path, rule, value)`` of problems visible only with the whole sweep; none here."""
+        return []
+
 
 class LossConfig(StrictModel):
     """Common part of every ``loss:`` section; each task subclasses it."""

@@ -17,6 +17,7 @@ from typing import Any
 from orchestrator.config.models import Resources
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON
 from orchestrator.search_space.space import SKIP_REASON
+from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,19 @@ def make_trainable(
             last.update(metrics)
             tune.report(metrics, **kwargs)
 
+        # a task that trains outside this process (an external command) runs its own trial
+        runner = get_task(sweep["task"]["kind"]).trial_runner()
         try:
-            if resources.workers == 1:
+            if runner is not None:
+                context = tune.get_context()
+                runner(
+                    spec,
+                    report,
+                    trial_id=context.get_trial_id(),
+                    trial_name=context.get_trial_name(),
+                    trial_dir=trial_dir,
+                )
+            elif resources.workers == 1:
                 from orchestrator.training.loop import run_trial
 
                 run_trial(spec, report)

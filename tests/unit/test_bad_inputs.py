@@ -27,7 +27,7 @@ EXPECTED = {
     ),
     "08_circular_condition.yaml": (":5: space.optim.lr.when", "circular condition"),
     "09_impossible_batch.yaml": (":4: batch", "exceeds the effective batch 16"),
-    "10_unknown_task.yaml": (":2: task.kind", "unknown task kind; known: regression"),
+    "10_unknown_task.yaml": (":2: task.kind", "unknown task kind; known: command, "),
     "11_unknown_scheduler.yaml": (":4: stopping.scheduler", "'hyperband'"),
     "12_unknown_backend.yaml": (":4: backend.kind", "'ddp' or 'deepspeed', got 'fsdp'"),
     "13_missing_task.yaml": (": task", "required section is missing"),

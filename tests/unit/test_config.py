@@ -55,7 +55,11 @@ def test_unknown_task_kind_lists_known(write_sweep):
         base="name: t\ntask: {kind: yolo}\nobjective: {metric: val/map, mode: max}\n"
     )
     (message,) = errors_of(path)
-    assert "task.kind: unknown task kind; known: regression, rtdetr, got 'yolo'" in message
+    from orchestrator.tasks import TASKS
+
+    known = ", ".join(sorted(TASKS))
+    assert f"task.kind: unknown task kind; known: {known}, got 'yolo'" in message
+    assert "rtdetr" in known and "command" in known
 
 
 def test_duplicate_key_is_an_error(write_sweep):

@@ -1,0 +1,265 @@
+"""Config of the ``command`` task (torch-free: ``orchestrate validate`` imports only this).
+
+The sweep's ``loss:`` section belongs to the external script: any keys, fixed values that
+``space:`` may search and the command may template. Which metrics a trial reports is
+decided by ``task.metrics``, not by the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks.command.metrics import parse_field
+from orchestrator.tasks.command.template import TemplateError, flatten_values, placeholders
+
+#: placeholders filled per trial (besides hyperparameters, ``env.NAME`` and ``repo``)
+TRIAL_KEYS = ("trial.id", "trial.name", "trial.dir", "trial.work_dir")
+#: (path in the sweep file, rule, offending value)
+Problem = tuple[tuple[str, ...], str, Any]
+
+
+class JsonLinesLog(StrictModel):
+    """Epoch records are the JSON objects of a file the command appends to (RT-DETR's
+    ``log.txt``, MMEngine's ``vis_data/scalars.json``)."""
+
+    kind: Literal["json_lines"] = "json_lines"
+    #: templated; relative = under the trial's work dir; may be a glob (first match)
+    path: str = "log.txt"
+    #: a record is an epoch only when it has this key (MMEngine: the evaluation's
+    #: ``coco/bbox_mAP``); others are merged into the next epoch. null: every record
+    report_on: str | None = None
+
+
+class StdoutRegexLog(StrictModel):
+    """Epoch records are the named groups of output lines (stdout and stderr) matching
+    ``pattern``, e.g. ``'Epoch (?P<epoch>\\d+): loss=(?P<loss>\\S+) mAP=(?P<map>\\S+)'``."""
+
+    kind: Literal["stdout_regex"]
+    pattern: str = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        if not compiled.groupindex:
+            raise ValueError("needs named groups, e.g. (?P<train_loss>\\S+), got none")
+        return v
+
+
+MetricsLog = Annotated[JsonLinesLog | StdoutRegexLog, Field(discriminator="kind")]
+
+
+class CommandTaskConfig(TaskConfig):
+    """Run ``command`` per trial and read its epochs from ``log`` as it runs."""
+
+    kind: Literal["command"] = "command"
+    #: the argument list (one list item = one argument, placeholders allowed); a single
+    #: string only with ``shell: true``
+    command: list[str] | str
+    #: run ``command`` (a string) through ``/bin/sh -c``; placeholder values are quoted
+    shell: bool = False
+    #: the user's training repository, as ``{repo}``; set it with ``-o task.repo=PATH``
+    repo: str | None = None
+    #: working directory (templated); null = the trial's own ``<trial dir>/work``
+    cwd: str | None = None
+    #: extra environment variables (values templated)
+    env: dict[str, str] = Field(default_factory=dict)
+    log: MetricsLog = Field(default_factory=JsonLinesLog)
+    #: project metric name (``train/...`` or ``val/...``) -> field of a record
+    metrics: dict[str, str] = Field(min_length=1)
+    #: stop the command when no new epoch arrived for this long (from its start, too)
+    stall_timeout_s: float = Field(3600.0, gt=0)
+    #: stop the command when it ran this long in all; null = no limit
+    timeout_s: float | None = Field(None, gt=0)
+    #: seconds between SIGTERM and SIGKILL when a trial is stopped
+    grace_s: float = Field(10.0, ge=0)
+    #: seconds between looks at the log
+    poll_s: float = Field(1.0, gt=0, le=60)
+    #: output lines kept for MLflow when the command fails or is stopped
+    tail_lines: int = Field(40, ge=1, le=1000)
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, list) and not v:
+            raise ValueError("must name a program, got []")
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must name a program, got ''")
+        for text in [v] if isinstance(v, str) else v:
+            try:
+                placeholders(text)
+            except TemplateError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, expr in v.items():
+            if not name.startswith(("train/", "val/")) or name in ("train/", "val/"):
+                raise ValueError(
+                    f"metric names start with train/ or val/ (what MLflow logs and the "
+                    f"divergence rules read), got {name!r}"
+                )
+            parse_field(expr)
+        return v
+
+    @model_validator(mode="after")
+    def _shell(self) -> CommandTaskConfig:
+        if isinstance(self.command, str) and not self.shell:
+            raise ValueError(
+                "command is a string: give an argument list (safe, no quoting), or set "
+                "shell: true to run it through /bin/sh"
+            )
+        if isinstance(self.command, list) and self.shell:
+            raise ValueError("shell: true takes command as one string, got a list")
+        if isinstance(self.log, StdoutRegexLog):
+            groups = set(re.compile(self.log.pattern).groupindex)
+            for name, expr in self.metrics.items():
+                root = parse_field(expr)[0]
+                if root not in groups:
+                    raise ValueError(
+                        f"metrics.{name}: {expr!r} is not a named group of log.pattern "
+                        f"(groups: {', '.join(sorted(groups))})"
+                    )
+        for text in self.templates().values():
+            try:
+                placeholders(text)
+            except TemplateError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def templates(self) -> dict[tuple[str, ...], str]:
+        """Every templated string, by its path in the sweep file."""
+        out: dict[tuple[str, ...], str] = {}
+        if isinstance(self.command, str):
+            out[("task", "command")] = self.command
+        else:
+            for i, arg in enumerate(self.command):
+                out[("task", "command", f"[{i}]")] = arg
+        if self.cwd is not None:
+            out[("task", "cwd")] = self.cwd
+        for key, value in self.env.items():
+            out[("task", "env", key)] = value
+        if isinstance(self.log, JsonLinesLog):
+            out[("task", "log", "path")] = self.log.path
+        return out
+
+    def reported_metrics(self) -> list[str]:
+        """The metric names of ``metrics``: what objectives and rules may use."""
+        return list(self.metrics)
+
+    def sweep_problems(self, sweep: Any) -> list[Problem]:
+        """Problems only visible with the whole sweep: placeholders without a value,
+        searched keys the command never uses, more than one worker."""
+        problems: list[Problem] = []
+        values = flatten_values(sweep.hyperparameters())
+        searched = set(sweep.space)
+        known = set(values) | searched | set(TRIAL_KEYS) | {"repo"}
+        used: set[str] = set()
+        for path, text in self.templates().items():
+            where = path[:2] if path[-1].startswith("[") else path  # command[i] -> command
+            for p in placeholders(text):
+                used.add(p.name)
+                if p.name.startswith("env.") or p.name in known:
+                    continue
+                inside = sorted(k for k in known if k.startswith(p.name + "."))
+                if inside:
+                    problems.append(
+                        (
+                            where,
+                            f"{{{p.name}}} is a section, not a value; name one of its keys, "
+                            f"e.g. {{{inside[0]}}}",
+                            text,
+                        )
+                    )
+                    continue
+                close = difflib.get_close_matches(p.name, sorted(known), n=1)
+                hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+                problems.append(
+                    (
+                        where,
+                        f"unknown placeholder {{{p.name}}}{hint}: use a hyperparameter "
+                        f"(loss.*, optim.*, batch.*, train.*, backend.*), a space key, "
+                        f"{', '.join('{' + k + '}' for k in TRIAL_KEYS)}, {{repo}} or "
+                        "{env.NAME}",
+                        text,
+                    )
+                )
+        for key in sorted(searched - used):
+            problems.append(
+                (
+                    ("space", key),
+                    "searched but never used by task.command, cwd, env or log.path: every "
+                    f"trial would run the same command; add {{{key}}} to the command",
+                    key,
+                )
+            )
+        if sweep.resources.workers != 1:
+            problems.append(
+                (
+                    ("resources", "workers"),
+                    "a command trial is one process: keep workers: 1, give it GPUs with "
+                    "gpus_per_worker and let the command start its own workers (torchrun)",
+                    sweep.resources.workers,
+                )
+            )
+        return problems
+
+
+class CommandLossConfig(LossConfig):
+    """Loss settings of the external script: any keys (nested mappings of scalars), which
+    the command templates (``{loss.weight.giou}``) and ``space:`` may search."""
+
+    # the one open section: its keys are the script's own, unknown to this package
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @model_validator(mode="after")
+    def _scalars(self) -> CommandLossConfig:
+        # only the script's own keys; fields every LossConfig has are typed already
+        for key, value in flatten_values(self.model_extra or {}).items():
+            if isinstance(value, dict | list):
+                raise ValueError(f"loss.{key}: give scalar values, got {value!r}")
+        return self
+
+
+def prepare_data(config: CommandTaskConfig, data_root: Path) -> None:
+    """Driver-side check before any trial starts: ``{repo}`` and ``{env.NAME}`` resolve.
+
+    ``validate`` accepts a file whose repo or variables are unset (they belong to the
+    machine that runs the sweep); a sweep that would start trials without them stops here.
+    """
+    values: dict[str, Any] = {f"env.{k}": v for k, v in os.environ.items()}
+    if config.repo is not None:
+        values["repo"] = config.repo
+    missing: list[str] = []
+    for text in config.templates().values():
+        for p in placeholders(text):
+            if p.name not in values and (p.name == "repo" or p.name.startswith("env.")):
+                missing.append(p.name)
+    if "repo" in missing:
+        raise ConfigError(
+            "the command uses {repo} but it is not set: pass -o task.repo=/path/to/repo",
+            key="task.repo",
+        )
+    if missing:
+        names = sorted({m.removeprefix("env.") for m in missing})
+        raise ConfigError(
+            "the command uses environment variables that are not set here",
+            key="task",
+            value=names,
+            has_value=True,
+        )
+    if config.repo is not None and not Path(config.repo).is_dir():
+        raise ConfigError("is not a directory", key="task.repo", value=config.repo, has_value=True)
