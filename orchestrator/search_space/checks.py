@@ -20,6 +20,7 @@ from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
 from orchestrator.search_space.batch import batch_problem
 from orchestrator.search_space.conditions import find_cycle
+from orchestrator.search_space.loss_weighting import weighting_errors
 from orchestrator.tasks import get_task
 
 #: Beyond this many discrete batch combinations the pre-check samples no further.
@@ -67,6 +68,7 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
     errors.extend(_objective_errors(config, source))
     for path, rule, value in config.task.sweep_problems(config):
         error(path, rule, value)
+    errors.extend(weighting_errors(config, source))
 
     sched = config.stopping.scheduler
     grace = getattr(sched, "grace_period", None)

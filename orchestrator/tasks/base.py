@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +41,32 @@ class TaskConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    """Common part of every ``loss:`` section; each task subclasses it."""
+    """Common part of every ``loss:`` section; each task subclasses it.
+
+    The fields here say how the trial loop combines the task's loss terms, the same for
+    every task (docs/loss-weighting.md): ``fixed`` uses the task's own weights; ``balance``
+    rescales each term to the magnitude of ``balance_reference`` by a detached ratio (RAM),
+    times its weight; ``target_share`` measures each term's magnitude on a few micro-batches
+    at the trial's start and sets weights so each term is ``share`` of the total. Which
+    names are components is known only with the task, so those checks are in
+    :mod:`orchestrator.search_space.loss_weighting`.
+    """
+
+    weighting: Literal["fixed", "balance", "target_share"] = "fixed"
+    #: ``balance``: the component every other term is rescaled to; null = the task's first
+    balance_reference: str | None = None
+    #: ``target_share``: each component's share of the total, normalised to sum 1; a dict
+    #: (not a model) so ``space`` can search ``loss.share.<component>`` for any task
+    share: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    #: ``target_share``: micro-batches per rank the magnitudes are averaged over
+    calibration_batches: int = Field(4, ge=1, le=1000)
+
+    @field_validator("share")
+    @classmethod
+    def _some_share(cls, value: dict[str, float]) -> dict[str, float]:
+        if value and sum(value.values()) <= 0:
+            raise ValueError(f"shares must not all be 0, got {value}")
+        return value
 
 
 @dataclass
@@ -59,6 +84,31 @@ class LossOutput:
     raw: dict[str, torch.Tensor] = field(default_factory=dict)
     weighted: dict[str, torch.Tensor] = field(default_factory=dict)
     reduction: Literal["mean", "sum"] = "mean"
+    #: each component unweighted and still differentiable, so the loop can recombine them
+    #: under ``loss.weighting: balance | target_share``; empty = the task does not support it
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: the configured weight of each component (what ``fixed`` weighting multiplies by)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def weighted_sum(
+        cls,
+        terms: dict[str, torch.Tensor],
+        weights: dict[str, float],
+        reduction: Literal["mean", "sum"] = "mean",
+    ) -> LossOutput:
+        """``total = sum(weights[c] * terms[c])`` with every field filled in: the one way a
+        task should build its output, so every weighting mode works for it."""
+        weighted = {name: weights[name] * value for name, value in terms.items()}
+        total: Any = sum(weighted.values())
+        return cls(
+            total=total,
+            raw={name: value.detach() for name, value in terms.items()},
+            weighted={name: value.detach() for name, value in weighted.items()},
+            reduction=reduction,
+            terms=dict(terms),
+            weights=dict(weights),
+        )
 
 
 class Task(Protocol):

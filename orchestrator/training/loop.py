@@ -43,6 +43,7 @@ from orchestrator.training.memory import (
 from orchestrator.training.memory_cache import NOTHING_FITS, lookup, memory_key, record
 from orchestrator.training.sampler import MicroBatchSampler
 from orchestrator.training.spec import ResolvedTrial, TrialSpec, resolve
+from orchestrator.training.weighting import LossWeighting
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -120,6 +121,9 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     )
     clip = trial.train.grad_clip if trial.train.grad_clip is not None else math.inf
     components = spec_entry.components
+    # loss.weighting (docs/loss-weighting.md): target_share probes the terms' magnitudes here
+    weighting = LossWeighting(trial.loss, components)
+    weighting.calibrate(task, model, train_set, plan.micro, accelerator, trial.train.seed)
     primary = trial.config.primary
     rules = build_rules(trial.config.stopping.divergence, (primary.metric, primary.mode))
     ema = _ema(accelerator.unwrap_model(model), trial)
@@ -156,7 +160,7 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
                         failed = False
                         try:
                             check_simulated_limit(plan.micro, limit)
-                            out = task.loss(model, batch)
+                            out = weighting.apply(task.loss(model, batch))
                         except Exception as exc:
                             if deepspeed or not is_oom(exc):
                                 raise
@@ -234,6 +238,7 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         elapsed = time.perf_counter() - started
         totals = accelerator.reduce(sums.to(accelerator.device), "sum").cpu()
         metrics = _epoch_metrics(totals, components)
+        metrics.update(weighting.epoch_metrics())
         if grad_norms:
             metrics["train/grad_norm"] = sum(grad_norms) / len(grad_norms)
         metrics["train/skipped_frac"] = skipped / max(epoch_steps, 1)

@@ -54,18 +54,18 @@ class RegressionTask:
             raise ValueError("injected fault: a bug in the trial (fault.kind=deterministic)")
         raise MemoryError("injected fault: the node ran out of memory (fault.kind=infrastructure)")
 
-    def _maybe_nan(self, total: torch.Tensor) -> torch.Tensor:
+    def _maybe_nan(self, loss: torch.Tensor) -> torch.Tensor:
         fault = self.config.fault
         if fault is None or fault.kind != "nan" or not torch.is_grad_enabled():
-            return total
+            return loss
         self._calls += 1
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         if rank != fault.rank or self._calls < fault.at_step:
-            return total
+            return loss
         if self._calls == fault.at_step:
             with Path(fault.log).open("a") as f:
                 f.write(f"nan rank {rank} micro-batch {self._calls}\n")
-        return total * float("nan")
+        return loss * float("nan")
 
     def datasets(self) -> tuple[Dataset[Any], Dataset[Any]]:
         c = self.config
@@ -86,17 +86,10 @@ class RegressionTask:
         x, y = batch
         error = model(x) - y
         reduce = torch.sum if self.reduction == "sum" else torch.mean
-        raw = {"mse": reduce(error**2), "l1": reduce(error.abs())}
+        # the fault goes into a term, not the total, so it fires under every loss.weighting
+        raw = {"mse": self._maybe_nan(reduce(error**2)), "l1": reduce(error.abs())}
         weights = {"mse": self.weights.mse, "l1": self.weights.l1}
-        total = sum(weights[k] * raw[k] for k in raw)
-        assert isinstance(total, torch.Tensor)
-        total = self._maybe_nan(total)
-        return LossOutput(
-            total=total,
-            raw={k: v.detach() for k, v in raw.items()},
-            weighted={k: weights[k] * v.detach() for k, v in raw.items()},
-            reduction=self.reduction,
-        )
+        return LossOutput.weighted_sum(raw, weights, self.reduction)
 
     def evaluate(self, model: torch.nn.Module, loader: DataLoader[Any]) -> dict[str, float]:
         was_training = model.training

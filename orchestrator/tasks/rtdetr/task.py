@@ -113,13 +113,7 @@ class RTDetrTask:
         model.train()
         raw = self._raw_losses(model, batch)
         weights = self.loss_config.weight
-        weighted = {name: getattr(weights, name) * value for name, value in raw.items()}
-        total = torch.stack(list(weighted.values())).sum()
-        return LossOutput(
-            total=total,
-            raw={name: value.detach() for name, value in raw.items()},
-            weighted={name: value.detach() for name, value in weighted.items()},
-        )
+        return LossOutput.weighted_sum(raw, {name: getattr(weights, name) for name in raw})
 
     def evaluate(self, model: torch.nn.Module, loader: DataLoader[Any]) -> dict[str, float]:
         """COCO mAP / mAP@.5 on ``loader``'s images and the mean unweighted loss sum."""
