@@ -166,7 +166,7 @@ def parallel_coordinates(
         return "".join(out) + "</svg>"
     step = (width - left - right) / (n - 1)
     xs = [left + i * step for i in range(n)]
-    y0, y1 = height - bottom - 22, top  # values; the n/a mark sits below y0
+    y0, y1 = height - bottom - 30, top  # values; the n/a mark sits below y0
     na_y = height - bottom + 2
     objs = [o for _, _, o in lines]
     olo, ohi = min(objs), max(objs)
@@ -196,8 +196,14 @@ def parallel_coordinates(
     for x, axis in zip(xs, axes, strict=True):
         out.append(line(x, y1, x, y0, "#444", 1.5))
         out.append(
-            text(x, top - 30, short(axis.name, 26), size=13, font_weight="600")
-            + f"<title>{esc(axis.name)}</title>"
+            text(
+                x,
+                top - 30,
+                short(axis.name, 26),
+                tip=axis.name,
+                font_weight="600",
+                class_="axis-label",
+            )
         )
         if axis.choices is not None:
             labels = [(c, pos(axis, c)) for c in axis.choices]
@@ -252,10 +258,7 @@ def bar_chart(title: str, items: Sequence[tuple[str, float]], width: int = 620) 
     sx = Scale(0.0, vmax, left, width - right)
     for i, (name, v) in enumerate(items):
         y = top + i * row
-        out.append(
-            text(left - 8, y + 18, short(name, 26), size=13, anchor="end")
-            + f"<title>{esc(name)}</title>"
-        )
+        out.append(text(left - 8, y + 18, short(name, 26), anchor="end", tip=name))
         out.append(
             f"<rect class='bar' x='{left}' y='{y + 4}' width='{max(1.0, sx(v) - left):.1f}' "
             f"height='{row - 10}' fill='#0072B2'><title>{esc(name)}: {v:.3f}</title></rect>"

@@ -90,12 +90,22 @@ def ticks(lo: float, hi: float, count: int = 5, log: bool = False) -> list[float
 
 
 def text(
-    x: float, y: float, label: object, size: int = 13, anchor: str = "middle", **attrs: str
+    x: float,
+    y: float,
+    label: object,
+    size: int = 13,
+    anchor: str = "middle",
+    tip: str = "",
+    **attrs: str,
 ) -> str:
-    extra = "".join(f" {k.replace('_', '-')}='{esc(v)}'" for k, v in attrs.items())
+    """A text element; ``tip`` becomes its hover title (e.g. the full name of a cut label);
+    keyword attributes are written with ``_`` as ``-`` (``font_weight`` -> font-weight,
+    ``class_`` -> class)."""
+    extra = "".join(f" {k.rstrip('_').replace('_', '-')}='{esc(v)}'" for k, v in attrs.items())
+    title = f"<title>{esc(tip)}</title>" if tip else ""
     return (
         f"<text x='{x:.1f}' y='{y:.1f}' font-size='{size}' text-anchor='{anchor}' "
-        f"{FONT} fill='#222'{extra}>{esc(label)}</text>"
+        f"{FONT} fill='#222'{extra}>{title}{esc(label)}</text>"
     )
 
 
