@@ -52,6 +52,14 @@ TASKS: dict[str, TaskSpec] = {
         val_metrics=("val/map", "val/map_50", "val/loss_raw"),
         components=("cls", "bbox", "giou"),
     ),
+    "detector": TaskSpec(
+        config="orchestrator.tasks.detector.config:DetectorTaskConfig",
+        loss="orchestrator.tasks.detector.config:DetectorLossConfig",
+        impl="orchestrator.tasks.detector.task:DetectorTask",
+        prepare="orchestrator.tasks.detector.config:prepare_data",
+        val_metrics=("val/map", "val/map_50"),
+        components=("cls", "bbox", "rpn_cls", "rpn_bbox"),
+    ),
     "regression": TaskSpec(
         config="orchestrator.tasks.regression.config:RegressionTaskConfig",
         loss="orchestrator.tasks.regression.config:RegressionLossConfig",
