@@ -186,3 +186,31 @@ def test_a_diverging_stopped_run_does_not_flatten_the_healthy_ones():
     assert "dashed: clipped" in svg
     assert ">500<" not in svg and ">2<" in svg
     assert svg.count("class='trace'") == 2
+
+
+# --- parameter importance ---------------------------------------------------------------
+
+
+def test_importance_finds_the_one_parameter_the_objective_depends_on():
+    from orchestrator.compare.importance import param_importances
+
+    space = {
+        "optim.lr": {"float": [1e-4, 1e-2], "log": True},
+        "loss.cls": {"choice": ["vfl", "ce"]},
+        "loss.ce.bg_weight": {"float": [1e-3, 1.0], "log": True, "when": {"loss.cls": ["ce"]}},
+    }
+    specs = parse_space(space)
+    trials = []
+    for i in range(24):
+        # lr sweeps its range; cls and bg_weight cycle independently of it and of the score
+        lr = 10 ** (-4 + 2 * i / 23)
+        cls = ["vfl", "ce"][i % 2]
+        params = {"optim.lr": str(lr), "loss.cls": cls, "loss.ce.bg_weight": str(10 ** -(i % 3))}
+        t = Trial(f"r{i}", f"trial-{i}", "FINISHED", params, {"val/map": -abs(i - 12)}, {})
+        t.sampled = sampled_params(params, specs)
+        trials.append(t)
+    scores = param_importances(trials, [MAP], space)["val/map"]
+    assert max(scores, key=scores.get) == "optim.lr"
+    assert sum(scores.values()) == pytest.approx(1.0)
+    # too few trials: no importance rather than noise
+    assert param_importances(trials[:3], [MAP], space) == {}
