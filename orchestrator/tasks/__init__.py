@@ -68,6 +68,14 @@ TASKS: dict[str, TaskSpec] = {
         val_metrics=("val/mse",),
         components=("mse", "l1"),
     ),
+    "ram": TaskSpec(
+        config="orchestrator.tasks.ram.config:RamTaskConfig",
+        loss="orchestrator.tasks.ram.config:RamLossConfig",
+        impl="orchestrator.tasks.ram.task:RamTask",
+        prepare="orchestrator.tasks.ram.config:prepare_data",
+        val_metrics=("val/map", "val/f1", "val/precision", "val/recall"),
+        components=("tag", "distill", "coarse"),
+    ),
     # any external training script; its metrics come from task.metrics
     "command": TaskSpec(
         config="orchestrator.tasks.command.config:CommandTaskConfig",

@@ -94,7 +94,8 @@ class LossWeighting:
     def __init__(self, config: LossConfig, components: tuple[str, ...]) -> None:
         self.mode = config.weighting
         self.components = components
-        self.reference = config.balance_reference or components[0]
+        # a task without components (``command``) never reaches the loop's weighting
+        self.reference = config.balance_reference or (components[0] if components else "")
         self.shares = dict(config.share)
         self.calibration_batches = config.calibration_batches
         #: ``target_share``: the weights the calibration chose
