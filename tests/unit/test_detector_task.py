@@ -147,6 +147,9 @@ def test_loss_is_a_weighted_sum_of_four_terms_and_trains_every_part(
         assert out.weighted[name].item() == pytest.approx(weight * out.raw[name].item())
     assert out.total.item() == pytest.approx(sum(v.item() for v in out.weighted.values()))
     assert not any(v.requires_grad for v in (*out.raw.values(), *out.weighted.values()))
+    # loss.weighting balance | target_share recombine the differentiable terms
+    assert out.weights == weights and set(out.terms) == set(COMPONENTS)
+    assert all(out.terms[n].requires_grad for n in COMPONENTS)
     out.total.backward()
     for part in (model.backbone, model.rpn, model.box_head):
         grads = [p.grad for p in part.parameters()]
