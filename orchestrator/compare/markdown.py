@@ -39,7 +39,7 @@ def render_markdown(report: Report, html_name: str = "report.html") -> str:
         + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         + f"). Full report with curves and plots: [{html_name}]({html_name}).",
         "",
-        f"## Top {len(report.top)}",
+        f"## Top {len(report.top)}" if report.top else "## Top trials",
         "",
     ]
     header = ["rank", "trial", *[o.metric for o in s.objectives], "eff. batch", "wall s"]
@@ -54,7 +54,10 @@ def render_markdown(report: Report, html_name: str = "report.html") -> str:
         ]
         for i, t in enumerate(report.top)
     ]
-    lines += _table([*header, "parameters"], rows)
+    if rows:
+        lines += _table([*header, "parameters"], rows)
+    else:
+        lines.append(f"No trial has a finite `{s.objectives[0].metric}`.")
     if report.front:
         lines += ["", "## Pareto front", ""]
         lines += _table(
