@@ -23,6 +23,7 @@ FAKE = {
     "epoch_s": 0.1,  # seconds per epoch
     "nan_giou_above": None,  # the loss is NaN from epoch 1 on when g is above this
     "hang_at": None,  # after this many epochs, stop logging and sleep
+    "slow_below_lr": None,  # epochs after the first take 30 s when optimizer.lr is below this
     "fail_at": None,  # after this many epochs, print an error and exit 3
     "ignore_sigterm": False,  # keep running on SIGTERM (only SIGKILL ends it)
     "child": False,  # start a grandchild that sleeps (it must die with the group)
@@ -75,7 +76,8 @@ def main(argv):
     if fake["child"]:
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", fake["tag"]])
     for e in range(epochs):
-        time.sleep(fake["epoch_s"])
+        slow = fake["slow_below_lr"] is not None and lr < fake["slow_below_lr"] and e >= 1
+        time.sleep(30 if slow else fake["epoch_s"])
         if fake["hang_at"] is not None and e >= fake["hang_at"]:
             print("hanging", flush=True)
             time.sleep(600)  # bounded: a test that forgets to stop us still ends

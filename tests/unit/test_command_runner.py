@@ -111,6 +111,17 @@ def test_each_logged_epoch_is_one_report_with_the_mapped_metrics(tmp_path):
     assert "Epoch 2:" in (trial_dir / "output.log").read_text()
 
 
+def test_a_restarted_trial_does_not_read_the_earlier_attempts_epochs(tmp_path):
+    params = {"optim.lr": 1e-4, "loss.weight.giou": 2.0}
+    first, trial_dir, _ = _run(tmp_path, params)
+    # Tune restarts a trial in the same folder; RT-DETR appends to an existing log.txt
+    again, _, _ = _run(tmp_path, params)
+    assert [r["orch.epoch"] for r in again] == [1, 2, 3]
+    assert [r["val/map"] for r in again] == [r["val/map"] for r in first]
+    assert len((trial_dir / "work.1" / "log.txt").read_text().splitlines()) == 3
+    assert len((trial_dir / "work" / "log.txt").read_text().splitlines()) == 3
+
+
 def test_a_nan_loss_stops_the_command_with_the_nonfinite_rule(tmp_path):
     reports, _, elapsed = _run(
         tmp_path,

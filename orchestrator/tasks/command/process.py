@@ -74,6 +74,10 @@ class CommandProcess:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
+    def last_lines(self) -> list[str]:
+        """A copy of the output tail (the reader thread may still be appending to it)."""
+        return list(self.tail)
+
     def poll(self) -> int | None:
         """The exit code once the command ended (negative: killed by that signal)."""
         assert self.proc is not None, "not started"

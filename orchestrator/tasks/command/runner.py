@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config.models import SweepConfig
 from orchestrator.divergence import build_rules
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_OUTPUT, STOP_REASON, STOP_STEP
 from orchestrator.search_space.space import apply_params
@@ -42,8 +43,7 @@ def run_command_trial(
     task = config.task
     assert isinstance(task, CommandTaskConfig)
     hyper = apply_params(config.hyperparameters(), spec.params)
-    work_dir = Path(trial_dir) / "work"
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = _fresh_work_dir(Path(trial_dir))
     values: dict[str, Any] = flatten_values(hyper)
     values.update({f"env.{k}": v for k, v in os.environ.items()})
     values.update(
@@ -167,15 +167,33 @@ def run_command_trial(
         process.close(task.grace_s)
 
 
+def _fresh_work_dir(trial_dir: Path) -> Path:
+    """``<trial dir>/work``, empty. A trial Tune restarts (after its node or actor died) runs
+    in the same trial dir; the earlier attempt's files move to ``work.1``, ``work.2`` ...,
+    so its log lines are not read again as this attempt's epochs."""
+    work_dir = trial_dir / "work"
+    if work_dir.exists() and any(work_dir.iterdir()):
+        n = 1
+        while (trial_dir / f"work.{n}").exists():
+            n += 1
+        work_dir.rename(trial_dir / f"work.{n}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir
+
+
 def _finish(
-    exit_code: int, history: list[dict[str, Any]], epochs: int, process: Any, report: Report
+    exit_code: int,
+    history: list[dict[str, Any]],
+    epochs: int,
+    process: CommandProcess,
+    report: Report,
 ) -> None:
     """What an exit by itself means: failed (non-zero, or no epoch at all), short, or done."""
     done = len(history)
     failure: str | None = None
     if exit_code != 0:
         how = f"signal {-exit_code}" if exit_code < 0 else f"code {exit_code}"
-        last = next((ln.strip() for ln in reversed(process.tail) if ln.strip()), "")
+        last = next((ln.strip() for ln in reversed(process.last_lines()) if ln.strip()), "")
         failure = f"the command exited with {how} after {done} epoch(s)" + (
             f": {last[:300]}" if last else ""
         )
@@ -207,13 +225,13 @@ def _finish(
         )
 
 
-def output_tail(process: Any) -> str:
+def output_tail(process: CommandProcess) -> str:
     """The command's last output lines, within an MLflow tag's size."""
-    return "\n".join(process.tail)[-_TAIL_CHARS:]
+    return "\n".join(process.last_lines())[-_TAIL_CHARS:]
 
 
 def command_env(
-    config: Any, params: dict[str, Any], values: dict[str, Any], task: CommandTaskConfig
+    config: SweepConfig, params: dict[str, Any], values: dict[str, Any], task: CommandTaskConfig
 ) -> dict[str, str]:
     """The command's environment: this process's, the trial's ``ORCH_*`` variables, where
     MLflow is (when known here), and ``task.env``."""
