@@ -134,6 +134,13 @@ class ProgressTable(Callback):
         self._started = time.monotonic()
         self._drawn = 0  # lines of the last table, when redrawing in place on a terminal
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled by a resumed sweep: its clock and screen start afresh
+        self.__dict__.update(state)
+        self._started = time.monotonic()
+        self._last_print = 0.0
+        self._drawn = 0
+
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
