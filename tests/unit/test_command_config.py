@@ -53,6 +53,18 @@ def test_a_searched_key_the_command_never_uses_is_an_error(write_sweep):
     assert ":11:" in msg  # the line of that space key
 
 
+def test_a_conditional_key_needs_a_fixed_value_for_the_trials_without_it(write_sweep):
+    cmd = 'task.command=[t, "{optim.lr}", "{loss.weight.giou}", "{loss.cls}", "{loss.gamma}"]'
+    space = (
+        "  loss.cls: {choice: [vfl, focal]}\n"
+        "  loss.gamma: {float: [1.0, 3.0], when: {loss.cls: [focal]}}\n"
+    )
+    (msg,) = _errors(write_sweep, space, overrides=[cmd])
+    assert "space.loss.gamma: is conditional and has no fixed value" in msg
+    config = load_sweep(write_sweep(space, base=BASE), [cmd, "loss.gamma=2.0"])
+    assert config.space["loss.gamma"].when == {"loss.cls": ["focal"]}
+
+
 def test_a_section_is_not_a_value(write_sweep):
     (msg,) = _errors(
         write_sweep,

@@ -164,7 +164,11 @@ class CommandTaskConfig(TaskConfig):
         """Problems only visible with the whole sweep: placeholders without a value,
         searched keys the command never uses, more than one worker."""
         problems: list[Problem] = []
-        values = flatten_values(sweep.hyperparameters())
+        values = {
+            k: v
+            for k, v in flatten_values(sweep.hyperparameters()).items()
+            if not isinstance(v, dict | list)  # an empty section is not a value either
+        }
         searched = set(sweep.space)
         known = set(values) | searched | set(TRIAL_KEYS) | {"repo"}
         used: set[str] = set()
@@ -195,6 +199,17 @@ class CommandTaskConfig(TaskConfig):
                         f"{', '.join('{' + k + '}' for k in TRIAL_KEYS)}, {{repo}} or "
                         "{env.NAME}",
                         text,
+                    )
+                )
+        for key in sorted(searched & used):
+            if sweep.space[key].when and key not in values:
+                problems.append(
+                    (
+                        ("space", key),
+                        "is conditional and has no fixed value: trials where it is not "
+                        f"sampled would have nothing to put in {{{key}}}; give it a value "
+                        "in its section",
+                        key,
                     )
                 )
         for key in sorted(searched - used):
