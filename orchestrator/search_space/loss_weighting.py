@@ -6,6 +6,7 @@ component, and whether shares can ever be used, depends on the task and on ``spa
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from orchestrator.config.models import SweepConfig
@@ -31,25 +32,28 @@ def weighting_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
             )
         )
 
-    not_component = (
-        f"not a loss component of task {config.task.kind!r}; components: {', '.join(components)}"
-    )
+    def not_component(name: str) -> str:
+        close = difflib.get_close_matches(name, components, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listing = ", ".join(components)
+        return f"not a loss component of task {config.task.kind!r}{hint}; components: {listing}"
+
     modes = _possible(config, "loss.weighting", loss.weighting)
     searched_shares = [k for k in config.space if k.startswith(_SHARE)]
 
-    for name in loss.share:
-        if name not in components:
-            error(("loss", "share", name), not_component, name)
+    unknown = [name for name in loss.share if name not in components]
+    for name in unknown:
+        error(("loss", "share", name), not_component(name), name)
     for key in searched_shares:
         name = key[len(_SHARE) :]
         if name not in components:
-            error(("space", key), not_component, name)
+            error(("space", key), not_component(name), name)
     for reference in _possible(config, "loss.balance_reference", loss.balance_reference):
         if reference is not None and reference not in components:
             path = ("loss", "balance_reference")
             if "loss.balance_reference" in config.space:
                 path = ("space", "loss.balance_reference")
-            error(path, not_component, reference)
+            error(path, not_component(reference), reference)
 
     if "target_share" not in modes:
         if loss.share:
@@ -58,7 +62,8 @@ def weighting_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
             error(("space", key), _only_with("target_share", modes), has_value=False)
     else:
         missing = [c for c in components if c not in loss.share]
-        if missing:
+        # a misspelt share already has its error; the component it missed is the same typo
+        if missing and not unknown:
             error(
                 ("loss", "share"),
                 f"target_share needs a share for every component (the fallback when "

@@ -56,6 +56,14 @@ EXPECTED = {
     "30_offload_without_deepspeed.yaml": (":4: backend", "need kind: deepspeed"),
     "31_bad_name.yaml": (":1: name", "got 'bad name/with slash'"),
     "32_micro_zero.yaml": (":4: batch.micro", "auto or a whole number"),
+    "33_share_unknown_component.yaml": (
+        ":5: loss.share.box",
+        "not a loss component of task 'rtdetr' (did you mean 'bbox'?)",
+    ),
+    "34_share_without_target_share.yaml": (
+        ":5: loss.share",
+        "applies only with loss.weighting: target_share",
+    ),
 }
 
 
