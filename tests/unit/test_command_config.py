@@ -122,6 +122,8 @@ def test_one_worker_and_free_form_loss_keys(write_sweep):
     assert "resources.workers: a command trial is one process" in msg
     (msg,) = _errors(write_sweep, overrides=["loss.weight.giou=[1, 2]"])
     assert "loss.weight.giou: give scalar values" in msg
+    (msg,) = _errors(write_sweep, overrides=["loss.weighting=balance"])
+    assert "loss.weighting: loss weighting is done by the built-in training loop" in msg
     (msg,) = _errors(write_sweep, overrides=["task.stall_timeout_s=0"])
     assert "task.stall_timeout_s" in msg
 

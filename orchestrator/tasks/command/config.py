@@ -221,6 +221,16 @@ class CommandTaskConfig(TaskConfig):
                     key,
                 )
             )
+        weighting = getattr(sweep.loss, "weighting", "fixed")
+        if weighting != "fixed":
+            problems.append(
+                (
+                    ("loss", "weighting"),
+                    "loss weighting is done by the built-in training loop; a command combines "
+                    "its own losses (template its weights instead)",
+                    weighting,
+                )
+            )
         if sweep.resources.workers != 1:
             problems.append(
                 (
