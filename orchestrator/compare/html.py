@@ -16,7 +16,8 @@ from orchestrator.compare.plots import (
     scatter,
 )
 from orchestrator.compare.records import Trial
-from orchestrator.compare.report import Report
+from orchestrator.compare.report import Report, differing_params
+from orchestrator.compare.space import parse_space
 from orchestrator.compare.svg import color, esc
 from orchestrator.compare.table import Table, fmt, status_of
 
@@ -209,7 +210,12 @@ def _curves(report: Report) -> str:
     charts = [_metric_chart(report, metric, runs, styles) for metric in report.curve_metrics]
     return (
         f"<section id='curves'><h2>Curves</h2><p class='note'>The top {len(report.top)} "
-        f"trials (solid) and {len(report.stopped)} stopped early (dashed), per loss "
+        + (
+            f"trials (solid) and {len(report.stopped)} stopped early (dashed)"
+            if report.stopped
+            else "trials"
+        )
+        + ", per loss "
         "component and validation metric, over optimizer steps. Weighted losses "
         "(<code>train/loss_*</code>) are not comparable across trials that searched the "
         "weights; validation metrics are.</p>"
@@ -239,19 +245,20 @@ def _parallel(report: Report) -> str:
     s = report.sweep
     primary = s.objectives[0]
     axes = []
-    for name, spec in s.space.items():
-        if "choice" in spec:
-            axes.append(Axis(name, choices=tuple(str(c) for c in spec["choice"])))
+    for name, spec in parse_space(s.space).items():
+        if spec.choice is not None:
+            axes.append(Axis(name, choices=tuple(str(c) for c in spec.choice)))
         else:
-            low, high = spec.get("float") or spec.get("int") or (0.0, 1.0)
-            axes.append(Axis(name, low=float(low), high=float(high), log=bool(spec.get("log"))))
+            low, high = spec.bounds
+            axes.append(Axis(name, low=low, high=high, log=spec.log))
     scored = [t for t in s.trials if t.objective(primary.metric) is not None and t.sampled]
     for o in s.objectives:
         vals = [t.objective(o.metric) for t in scored]
         finite = [v for v in vals if v is not None]
         if finite:
             lo, hi = min(finite), max(finite)
-            axes.append(Axis(o.metric, low=lo, high=hi if hi > lo else lo + 1))
+            high = hi if hi > lo else lo + 1
+            axes.append(Axis(o.metric, low=lo, high=high, reverse=o.mode == "min"))
     lines = []
     for t in scored:
         sampled = t.sampled or {}
@@ -261,8 +268,9 @@ def _parallel(report: Report) -> str:
     return (
         "<section id='parallel'><h2>Parameters vs objective</h2><p class='note'>One line "
         f"per trial with a finite <code>{esc(primary.metric)}</code>, coloured by it (yellow "
-        "= high, purple = low); hover a line for its trial.</p><div class='scroll'>"
-        + parallel_coordinates(axes, lines, primary.metric)
+        "= best, purple = worst); objective axes point up to better values (a minimised "
+        "one is upside down); hover a line for its trial.</p><div class='scroll'>"
+        + parallel_coordinates(axes, lines, primary.metric, primary.mode == "max")
         + "</div></section>"
     )
 
@@ -349,18 +357,12 @@ def _repeats(report: Report) -> str:
 def _pair(report: Report) -> str:
     assert report.pair is not None
     a, b = report.pair
-    names = sorted(set(a.params) | set(b.params))
-    rows = []
-    same = 0
-    for n in names:
-        va, vb = a.params.get(n, "–"), b.params.get(n, "–")
-        if va == vb:
-            same += 1
-            continue
-        rows.append(
-            f"<tr><td class='text'>{esc(n)}</td><td class='diff'>{esc(va)}</td>"
-            f"<td class='diff'>{esc(vb)}</td></tr>"
-        )
+    diff, same = differing_params(a, b, report.params)
+    rows = [
+        f"<tr><td class='text'>{esc(n)}</td><td class='text diff'>{esc(va)}</td>"
+        f"<td class='text diff'>{esc(vb)}</td></tr>"
+        for n, va, vb in diff
+    ]
     metrics = sorted(set(a.metrics) | set(b.metrics))
     finals = "".join(
         f"<tr><td class='text'>{esc(m)}</td><td>{fmt(a.metrics.get(m))}</td>"

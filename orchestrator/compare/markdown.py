@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.compare.records import Trial
-from orchestrator.compare.report import Report
+from orchestrator.compare.report import Report, differing_params
 from orchestrator.compare.table import fmt, status_of
 
 
@@ -108,11 +108,7 @@ def render_markdown(report: Report, html_name: str = "report.html") -> str:
         )
     if report.pair:
         a, b = report.pair
-        diff = [
-            [n, a.params.get(n, "–"), b.params.get(n, "–")]
-            for n in sorted(set(a.params) | set(b.params))
-            if a.params.get(n) != b.params.get(n)
-        ]
+        diff = [list(row) for row in differing_params(a, b, report.params)[0]]
         lines += ["", f"## {a.name} vs {b.name}: parameters that differ", ""]
         lines += _table(["parameter", f"A: {a.name}", f"B: {b.name}"], diff)
     return "\n".join(lines) + "\n"

@@ -127,9 +127,12 @@ class Axis:
     low: float = 0.0
     high: float = 1.0
     log: bool = False
+    #: low values at the top: a minimised objective, so that up means better on every
+    #: objective axis
+    reverse: bool = False
 
 
-#: viridis at 6 stops, interpolated: dark = low objective, yellow = high
+#: viridis at 6 stops, interpolated: dark = worst objective, yellow = best
 _VIRIDIS = (
     (68, 1, 84),
     (65, 68, 135),
@@ -152,12 +155,14 @@ def parallel_coordinates(
     axes: Sequence[Axis],
     lines: Sequence[tuple[str, list[str | float | None], float]],
     objective: str,
+    higher_is_better: bool = True,
     width: int = 1300,
     height: int = 400,
 ) -> str:
-    """One polyline per trial through its value on each axis; the last axis is the objective
-    and sets the colour. ``None`` (a conditional parameter that was inactive) is drawn at
-    an ``n/a`` mark under the axis."""
+    """One polyline per trial through its value on each axis, coloured by the objective
+    (the third item of each line): yellow the best, purple the worst, whichever way the
+    objective goes. ``None`` (a conditional parameter that was inactive) is drawn at an
+    ``n/a`` mark under the axis."""
     left, right, top, bottom = 70, 90, 56, 48
     out = [_open(width, height, "parallel coordinates")]
     n = len(axes)
@@ -178,12 +183,19 @@ def parallel_coordinates(
             k = axis.choices.index(str(v)) if str(v) in axis.choices else 0
             m = len(axis.choices)
             return y0 + (y1 - y0) * ((k + 0.5) / m)
-        return Scale(axis.low, axis.high, y0, y1, axis.log and axis.low > 0)(float(v))
+        a, b = (y1, y0) if axis.reverse else (y0, y1)
+        return Scale(axis.low, axis.high, a, b, axis.log and axis.low > 0)(float(v))
 
-    order = sorted(range(len(lines)), key=lambda i: lines[i][2])  # best drawn on top
+    def goodness(obj: float) -> float:
+        if ohi == olo:
+            return 0.5
+        up = (obj - olo) / (ohi - olo)
+        return up if higher_is_better else 1 - up
+
+    order = sorted(range(len(lines)), key=lambda i: goodness(lines[i][2]))  # best on top
     for i in order:
         label, values, obj = lines[i]
-        t = 0.5 if ohi == olo else (obj - olo) / (ohi - olo)
+        t = goodness(obj)
         pts = " ".join(
             f"{xs[k]:.1f},{pos(a, v):.1f}"
             for k, (a, v) in enumerate(zip(axes, values, strict=True))
@@ -219,7 +231,8 @@ def parallel_coordinates(
             if a is axis
         ):
             out.append(_halo_text(x + 6, na_y + 4, "n/a", anchor="start"))
-    out += _colorbar(width - right + 44, y1, y0, olo, ohi)
+    best, worst = (ohi, olo) if higher_is_better else (olo, ohi)
+    out += _colorbar(width - right + 44, y1, y0, best, worst)
     return "".join(out) + "</svg>"
 
 
@@ -231,8 +244,8 @@ def _halo_text(x: float, y: float, label: str, anchor: str = "start") -> str:
     )
 
 
-def _colorbar(x: float, y_top: float, y_bottom: float, lo: float, hi: float) -> list[str]:
-    # unlabelled: the objective's own axis, just left of it, carries the name
+def _colorbar(x: float, y_top: float, y_bottom: float, best: float, worst: float) -> list[str]:
+    # yellow (best) at the top; unlabelled: the objective's own axis, left of it, is named
     stops = "".join(
         f"<stop offset='{k / 10:.1f}' stop-color='{viridis(1 - k / 10)}'/>" for k in range(11)
     )
@@ -241,8 +254,8 @@ def _colorbar(x: float, y_top: float, y_bottom: float, lo: float, hi: float) -> 
         "</linearGradient></defs>",
         f"<rect x='{x:.1f}' y='{y_top:.1f}' width='14' height='{y_bottom - y_top:.1f}' "
         "fill='url(#pc-grad)'/>",
-        text(x + 7, y_top - 8, fmt(hi), size=12),
-        text(x + 7, y_bottom + 16, fmt(lo), size=12),
+        text(x + 7, y_top - 8, fmt(best), size=12),
+        text(x + 7, y_bottom + 16, fmt(worst), size=12),
     ]
 
 

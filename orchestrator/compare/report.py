@@ -3,6 +3,7 @@ the trials whose curves are drawn, importances, Pareto front, seed repeats, a ch
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from orchestrator.compare.pareto import pareto_trials
@@ -67,6 +68,27 @@ def build_report(
         curve_metrics=curve_metrics,
         pair=pair,
     )
+
+
+def differing_params(
+    a: Trial, b: Trial, searched: Collection[str]
+) -> tuple[list[tuple[str, str, str]], int]:
+    """``([(name, a's value, b's value), ...], how many are equal)`` over both runs'
+    logged parameters. A searched parameter that was inactive in a run is marked so: MLflow
+    holds the file's fixed value for it, which the run never used."""
+
+    def shown(t: Trial, name: str) -> str:
+        value = t.params.get(name, "–")
+        inactive = t.sampled is not None and name in searched and name not in t.sampled
+        return f"{value} (inactive)" if inactive else value
+
+    rows = []
+    names = sorted(set(a.params) | set(b.params))
+    for name in names:
+        va, vb = shown(a, name), shown(b, name)
+        if va != vb:
+            rows.append((name, va, vb))
+    return rows, len(names) - len(rows)
 
 
 def curve_runs(report: Report) -> list[Trial]:

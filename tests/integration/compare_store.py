@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.config.models import ParamSpec
+
 SPACE = {
     "loss.cls": {"choice": ["vfl", "ce"]},
     "loss.ce.bg_weight": {"float": [1.0e-4, 1.0], "log": True, "when": {"loss.cls": ["ce"]}},
@@ -72,8 +74,13 @@ def write_sweep(
     parent = client.create_run(exp, run_name=name, tags={"orch.kind": "sweep"})
     pid = parent.info.run_id
     resolved = work / "sweep.yaml"
+    # as the runner writes it: every ParamSpec key present, unset ones null
+    space = {
+        k: ParamSpec.model_validate(v).model_dump(by_alias=True, mode="json")
+        for k, v in SPACE.items()
+    }
     resolved.write_text(
-        yaml.safe_dump({"name": name, "objective": objectives, "space": SPACE}, sort_keys=False)
+        yaml.safe_dump({"name": name, "objective": objectives, "space": space}, sort_keys=False)
     )
     client.log_artifact(pid, str(resolved))
     ids = {"parent": pid}
