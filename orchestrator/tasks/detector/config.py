@@ -45,7 +45,7 @@ class ProposalConfig(StrictModel):
     min_size: float = Field(default=1.0, ge=0)
 
 
-class TestConfig(StrictModel):
+class InferenceConfig(StrictModel):
     """Post-processing of the box head (MMDetection's ``test_cfg.rcnn``)."""
 
     score_thr: float = Field(default=0.05, ge=0, lt=1)
@@ -62,7 +62,7 @@ class DetectorModelConfig(StrictModel):
     sampling_ratio: int = Field(default=2, ge=1)
     anchor: AnchorConfig = AnchorConfig()
     proposals: ProposalConfig = ProposalConfig()
-    test: TestConfig = TestConfig()
+    test: InferenceConfig = InferenceConfig()
 
 
 class DetectorTaskConfig(TaskConfig):

@@ -13,7 +13,7 @@ from torch import nn
 
 from orchestrator.tasks.detector.assigner import assign
 from orchestrator.tasks.detector.box_coder import BoxCoder, clip_boxes
-from orchestrator.tasks.detector.config import RcnnStageConfig, TestConfig
+from orchestrator.tasks.detector.config import InferenceConfig, RcnnStageConfig
 from orchestrator.tasks.detector.nms import batched_nms
 from orchestrator.tasks.detector.sampler import sample
 
@@ -110,7 +110,7 @@ def postprocess(
     *,
     cls_kind: Literal["ce", "focal"],
     image_size: tuple[int, int],
-    config: TestConfig,
+    config: InferenceConfig,
     coder: BoxCoder,
 ) -> ImageDetections:
     """One image's detections: each RoI x class scored, its box decoded with that class's
