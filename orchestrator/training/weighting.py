@@ -130,8 +130,15 @@ class LossWeighting:
             weights=effective,
         )
 
-    def calibrate(self, task: Any, model: torch.nn.Module, dataset: Any, micro: int,
-                  accelerator: Any, seed: int) -> dict[str, float]:  # fmt: skip
+    def calibrate(
+        self,
+        task: Any,
+        model: torch.nn.Module,
+        dataset: Any,
+        micro: int,
+        accelerator: Any,
+        seed: int,
+    ) -> dict[str, float]:
         """``target_share``: measure the terms' magnitudes and set :attr:`weights`.
 
         Every rank runs exactly ``calibration_batches`` forward passes of ``micro`` samples
