@@ -122,3 +122,25 @@ def test_trial_weights_are_artifacts_and_the_best_model_is_registered(smoke_run)
     assert version.tags["orch.sweep_run_id"] == summary["parent_run_id"]
     parent_files = [a.path for a in client.list_artifacts(summary["parent_run_id"])]
     assert {"trials.csv", "summary.json", "sweep.yaml"} <= set(parent_files)
+
+
+def test_compare_reads_the_real_sweep_back(smoke_run, tmp_path):
+    """``orchestrate compare`` on what a real sweep wrote (resolved sweep file, the
+    journal's runs, registered model): one row per trial, best value first."""
+    import re
+
+    from orchestrator.cli import main
+
+    _, summary, uri = smoke_run
+    out = tmp_path / "report"
+    args = ["compare", "--sweep", summary["parent_run_id"], "--tracking-uri", uri]
+    assert main([*args, "--out", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert len(re.findall(r"<tr[^>]* data-run=", html)) == len(summary["trials"])
+    for row in summary["trials"]:
+        assert f"data-run='{row['run_id']}'" in html
+    md = (out / "report.md").read_text()
+    first = re.search(r"^\| 1 \| (trial-\d+) \| ([-\d.e+]+) \|", md, re.M)
+    assert first, md
+    finals = {r["trial"]: r["metrics"]["val/map"] for r in summary["trials"]}
+    assert float(first.group(2)) == pytest.approx(max(finals.values()), abs=1e-4)
