@@ -59,12 +59,17 @@ def run_compare(opts: CompareOptions, out: TextIO | None = None) -> Path | None:
             f"version {p.version}{before}\n"
         )
         return None
-    sweep_ref = opts.sweep
-    if not (opts.experiment or sweep_ref):
-        if not opts.runs:
-            raise CompareError("say which sweep: --experiment NAME or --sweep RUN_ID")
-        sweep_ref = opts.runs[0]  # the sweep of run A
-    parent = find_parent(client, opts.experiment, sweep_ref)
+    if opts.experiment or opts.sweep:
+        parent = find_parent(client, opts.experiment, opts.sweep)
+    elif opts.runs:
+        try:  # the sweep of run A
+            parent = find_parent(client, None, opts.runs[0])
+        except CompareError as exc:
+            raise CompareError(
+                f"{exc}; without --experiment or --sweep, --runs A must be a run id"
+            ) from None
+    else:
+        raise CompareError("say which sweep: --experiment NAME or --sweep RUN_ID")
     sweep = load_sweep(client, parent)
     pair = None
     if opts.runs:

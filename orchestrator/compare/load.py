@@ -99,7 +99,6 @@ def load_sweep(client: Any, parent: Any) -> SweepData:
         space=space,
         trials=[t for t in trials if not t.is_repeat],
         repeats=[t for t in trials if t.is_repeat],
-        tags=dict(parent.data.tags),
     )
 
 

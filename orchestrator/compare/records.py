@@ -83,4 +83,3 @@ class SweepData:
     space: dict[str, dict[str, Any]]
     trials: list[Trial]
     repeats: list[Trial] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
