@@ -211,7 +211,8 @@ def _curves(report: Report) -> str:
     return (
         f"<section id='curves'><h2>Curves</h2><p class='note'>The top {len(report.top)} "
         + (
-            f"trials (solid) and {len(report.stopped)} stopped early (dashed)"
+            f"trials (solid) and {len(report.stopped)} stopped early (dashed, × where "
+            "they stopped)"
             if report.stopped
             else "trials"
         )

@@ -99,7 +99,17 @@ def line_chart(title: str, series: Sequence[Series], width: int = 420, height: i
                 f"<circle class='point' cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='3.5' "
                 f"fill='{s.color}'/>"
             )
-    return "".join(out) + "</svg></svg>"
+    out.append("</svg>")
+    for s, pts in data:
+        if s.dashed:  # where a stopped run ended, kept on the chart's edge when off scale
+            x, y = sx(pts[-1][0]), min(max(sy(pts[-1][1]), top + 4), height - bottom - 4)
+            out.append(
+                f"<path class='stop-mark' d='M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}"
+                f"M{x - 4:.1f},{y + 4:.1f}L{x + 4:.1f},{y - 4:.1f}' stroke='{s.color}' "
+                f"stroke-width='2.5'><title>{esc(s.label)} stopped at step "
+                f"{fmt(pts[-1][0])}: {fmt(pts[-1][1])}</title></path>"
+            )
+    return "".join(out) + "</svg>"
 
 
 def _y_range_values(data: Sequence[tuple[Series, list[tuple[float, float]]]]) -> list[float]:

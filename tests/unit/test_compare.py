@@ -186,6 +186,8 @@ def test_a_diverging_stopped_run_does_not_flatten_the_healthy_ones():
     assert "dashed: clipped" in svg
     assert ">500<" not in svg and ">2<" in svg
     assert svg.count("class='trace'") == 2
+    # where the stopped run ended stays visible, on the top edge, with its real value
+    assert svg.count("class='stop-mark'") == 1 and "bad stopped at step 2: 500" in svg
 
 
 # --- parameter importance ---------------------------------------------------------------
