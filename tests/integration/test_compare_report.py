@@ -27,6 +27,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
     "--window-size=1400,3000",
 ]
 
