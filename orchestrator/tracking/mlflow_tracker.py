@@ -185,6 +185,10 @@ class SweepTracker:
         )
         return True
 
+    def has_model(self, trial_id: str) -> bool:
+        """Whether the trial's weights were uploaded (a ``command`` trial keeps its own)."""
+        return trial_key(trial_id) in self.journal.models
+
     def register_best(self, trial_id: str, trial: str, alias: str = "best") -> None:
         """Register the trial's ``model`` artifact under the sweep's name, alias ``alias``.
 

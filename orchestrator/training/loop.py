@@ -263,7 +263,7 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         # collective under ZeRO-3 (parameters are partitioned): every rank takes part
         state = ema.module.state_dict() if ema is not None else accelerator.get_state_dict(model)
         if accelerator.is_main_process:
-            _save(state, Path(spec.output_dir), plan, backoffs)
+            _save(state, Path(spec.output_dir), plan, backoffs, task, val_loader)
 
 
 def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
@@ -365,8 +365,23 @@ def _ema(model: torch.nn.Module, trial: ResolvedTrial) -> Any:
     return AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
-def _save(state: dict[str, Any], out: Path, plan: BatchPlan, backoffs: list[str]) -> None:
-    """Final weights (the EMA's when on) and the batch plan the trial ended with."""
+def _save(
+    state: dict[str, Any],
+    out: Path,
+    plan: BatchPlan,
+    backoffs: list[str],
+    task: Any,
+    val_loader: Any,
+) -> None:
+    """Final weights (the EMA's when on) and the batch plan the trial ended with, in a
+    folder that is also an MLflow ``pytorch`` model (see :mod:`.export`)."""
+    from orchestrator.training.export import first_tensor, save_mlflow_model
+
+    if not out.exists():
+        # rebuilt from the state dict: the trained module may be wrapped or sharded
+        module = task.build_model()
+        module.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
+        save_mlflow_model(module, first_tensor(next(iter(val_loader), None)), out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(state, out / "model.pt")
     plan_info = {"micro": plan.micro, "accum": plan.accum, "effective": plan.effective}

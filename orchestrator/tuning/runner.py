@@ -367,7 +367,11 @@ def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None
     try:
         tracker.log_artifact(str(sweep_dir / "summary.json"))
         tracker.log_artifact(str(_write_csv(summary, sweep_dir / "trials.csv")))
-        if summary.best and summary.best[0].status == "done":
+        if (
+            summary.best
+            and summary.best[0].status == "done"
+            and tracker.has_model(summary.best[0].trial_id)
+        ):
             # applied by the tracker's writer, which tags the parent with the version
             tracker.register_best(summary.best[0].trial_id, summary.best[0].trial)
         tracker.end_sweep(info)

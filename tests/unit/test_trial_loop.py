@@ -98,3 +98,43 @@ def test_divergence_rule_stops_inside_the_trial_with_reason_and_step(tmp_path):
     assert "best val/mse improved" in last["orch.stop_detail"]
     assert all(r["train/skipped_frac"] == 0.0 for r in reports)  # fp32: no scaler
     assert all("orch.stop_reason" not in r for r in reports[:-1])
+
+
+@pytest.mark.parametrize("kind", ["regression", "rtdetr"])
+def test_final_weights_are_an_mlflow_pytorch_model_with_a_signature(tmp_path, kind):
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import Model
+
+    text = REGRESSION
+    if kind == "rtdetr":
+        text = """\
+name: rt
+task:
+  kind: rtdetr
+  model: {preset: tiny, num_queries: 10}
+  data: {kind: synthetic, num_train: 4, num_val: 2, image_size: 64, num_classes: 2,
+         max_objects: 2}
+batch: {effective: 4, micro: 4}
+train: {epochs: 1}
+objective: {metric: val/map, mode: max}
+"""
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    config = load_sweep(path)
+    params = SearchSpace(config).derived({})
+    out = tmp_path / "model"
+    spec = TrialSpec(
+        config.model_dump(by_alias=True, mode="json"), params, str(tmp_path), output_dir=str(out)
+    )
+    run_trial(spec, lambda r: None)
+    assert (out / "model.pt").is_file() and (out / "batch_plan.json").is_file()
+    meta = Model.load(str(out / "MLmodel"))
+    assert "pytorch" in meta.flavors
+    inputs = meta.signature.inputs.to_dict()[0]
+    expected = [2, 8] if kind == "regression" else [2, 3, 64, 64]  # the first val samples
+    assert list(inputs["tensor-spec"]["shape"][1:]) == expected[1:]
+    module = mlflow.pytorch.load_model(str(out))
+    state = torch.load(out / "model.pt")
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, state[name]), name
