@@ -18,7 +18,8 @@ from orchestrator.errors import CompareError
 
 ALIAS = "best"
 MODEL_DIR = "model"
-MODEL_FILE = "model/model.pt"
+#: what makes ``model/`` a model: the trial's state dict, or an MLflow model folder
+MODEL_FILES = ("model/model.pt", "model/MLmodel")
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ def promote(client: Any, run_id: str, reason: str, user: str | None = None) -> P
 
     run = get_run(client, run_id)
     files = {a.path for a in client.list_artifacts(run_id, MODEL_DIR)}
-    if MODEL_FILE not in files:
+    if not files.intersection(MODEL_FILES):
         raise CompareError(
-            f"run {run_id} ({run.info.run_name}) has no model artifact ({MODEL_FILE}): "
-            "only trials that finished log their weights"
+            f"run {run_id} ({run.info.run_name}) has no model artifact "
+            f"({' or '.join(MODEL_FILES)}): only trials that finished log their weights"
         )
     parent_id = run.data.tags.get("mlflow.parentRunId")
     if not parent_id:
