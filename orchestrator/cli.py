@@ -28,6 +28,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run a sweep")
     add_sweep_file(sweep)
+    sweep.add_argument(
+        "--repeat-top",
+        type=_positive,
+        metavar="K",
+        help="after the search, train the K best configurations again with new seeds "
+        "(the file's final.top)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=_positive,
+        metavar="N",
+        help="new seeds per repeated configuration (final.seeds, default 3)",
+    )
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
     add_sweep_file(validate)
     resume = sub.add_parser(
@@ -115,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.file, args.override)
         if args.command == "sweep":
-            return _sweep(args.file, args.override)
+            repeat = [f"final.top={args.repeat_top}"] if args.repeat_top else []
+            repeat += [f"final.seeds={args.seeds}"] if args.seeds else []
+            return _sweep(args.file, [*args.override, *repeat])
         if args.command == "replay":
             return _replay(args)
         if args.command == "compare":

@@ -204,6 +204,15 @@ class BackendConfig(StrictModel):
         return self
 
 
+class FinalConfig(StrictModel):
+    """After the search, train the ``top`` best configurations again with ``seeds`` new
+    seeds each (``--repeat-top K --seeds N``): a single seed's winner on a small budget is
+    often noise, so the summary ranks them by mean with a 95% confidence interval."""
+
+    top: int = Field(3, ge=1, le=100)
+    seeds: int = Field(3, ge=1, le=100)
+
+
 class TPESampler(StrictModel):
     kind: Literal["tpe"] = "tpe"
     seed: int = 0
@@ -292,6 +301,8 @@ class SweepConfig(StrictModel):
     sweep: SweepSettings = Field(default_factory=SweepSettings)
     stopping: StoppingConfig = Field(default_factory=StoppingConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    #: seed repeats of the best configurations after the search; null = none
+    final: FinalConfig | None = None
 
     @field_validator("name")
     @classmethod

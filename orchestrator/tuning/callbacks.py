@@ -25,6 +25,9 @@ def trial_label(trial: Trial) -> str:
 
     Tune's experiment tag starts with that counter (``3_loss_cls=ce,...``).
     """
+    repeated = trial.config.get("orch.repeat_trial")
+    if repeated:  # the seed-repeat phase: named after the configuration it repeats
+        return f"{repeated}-seed{trial.config.get('orch.seed')}"
     number = (trial.experiment_tag or "").split("_", 1)[0]
     return f"trial-{number}" if number.isdigit() else f"trial-{trial.trial_id}"
 

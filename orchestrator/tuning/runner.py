@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,6 +244,32 @@ def run_sweep(
     rows.sort(key=lambda r: (len(r.trial), r.trial))
     objectives = config.objectives
     best = best_trials(rows, objectives)
+    repeats: list[Any] = []
+    if config.final is not None:
+        from orchestrator.tuning.repeats import repeat_configs, summarise
+
+        configs = repeat_configs(config, rows)
+        if configs:
+            out.write(
+                f"Seed repeats: the best {len(configs) // config.final.seeds} configuration(s) "
+                f"x {config.final.seeds} new seeds = {len(configs)} runs\n"
+            )
+            out.flush()
+            repeat_interrupt = _InterruptWatch()
+            try:
+                with repeat_interrupt:
+                    results = _fit_repeats(config, configs, trainable, storage, tracker, out)
+            except BaseException:
+                if tracker:
+                    tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+                    _close_tracker(tracker, config, sweep_dir, out)
+                raise
+            if repeat_interrupt.fired:
+                if tracker:
+                    tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+                    _close_tracker(tracker, config, sweep_dir, out)
+                raise SweepInterrupted(sweep_dir)
+            repeats = summarise(config, rows, results)
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
@@ -252,15 +279,74 @@ def run_sweep(
         trials=rows,
         best=best,
         wall_s=time.monotonic() - started,
+        repeats=[asdict(r) for r in repeats],
     )
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
     out.write(render_summary(summary, ui_command(uri) if uri else None))
+    if repeats:
+        from orchestrator.tuning.repeats import render_repeats
+
+        out.write(render_repeats(repeats, config.primary.metric, best[0].trial if best else None))
     if tracker:
         _close_tracker(tracker, config, sweep_dir, out)
     out.flush()
     return summary
+
+
+def _fit_repeats(
+    config: SweepConfig,
+    configs: list[dict[str, Any]],
+    trainable: Any,
+    storage: str,
+    tracker: Any,
+    out: TextIO,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Run the seed-repeat trials (a second Tune experiment, ``ray/repeats``, same MLflow
+    parent); returns each trial's ``(config, last metrics)``."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+    from ray.tune.search import ConcurrencyLimiter
+
+    from orchestrator.divergence import build_rules
+    from orchestrator.tuning.callbacks import ProgressTable, TrackingCallback
+    from orchestrator.tuning.fixed_search import FixedConfigs
+    from orchestrator.tuning.stopper import DivergenceStopper
+
+    path = str(Path(storage) / "repeats")
+    if tune.Tuner.can_restore(path):  # a resumed sweep that was killed during its repeats
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
+    else:
+        primary = (config.primary.metric, config.primary.mode)
+        callbacks: list[Any] = [
+            JsonLoggerCallback(),
+            ProgressTable(config.primary.metric, [], config.train.epochs, out=out),
+        ]
+        if tracker:
+            callbacks.insert(
+                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+            )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(
+                    FixedConfigs(configs, config.primary.metric, config.primary.mode),
+                    max_concurrent=config.sweep.max_concurrent,
+                ),
+                num_samples=len(configs),
+            ),
+            run_config=tune.RunConfig(
+                name="repeats",
+                storage_path=storage,
+                callbacks=callbacks,
+                stop=DivergenceStopper(build_rules(config.stopping.divergence, primary)),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
+            ),
+        )
+    grid = tuner.fit()
+    return [(dict(grid[i].config or {}), dict(grid[i].metrics or {})) for i in range(len(grid))]
 
 
 class SweepInterrupted(Exception):

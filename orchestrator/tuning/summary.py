@@ -62,6 +62,8 @@ class SweepSummary:
     trials: list[TrialRow]
     best: list[TrialRow] = field(default_factory=list)
     wall_s: float = 0.0
+    #: seed repeats of the best configurations (``final:``), best mean first
+    repeats: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
