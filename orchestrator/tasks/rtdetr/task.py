@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,15 +10,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from orchestrator.losses import box_cxcywh_to_xyxy
 from orchestrator.tasks.base import LossOutput
-from orchestrator.tasks.coco.dataset import CocoDetection, collate_detection
+from orchestrator.tasks.coco.dataset import collate_detection
 from orchestrator.tasks.coco.evaluate import Detections, coco_map, load_coco
-from orchestrator.tasks.coco.synthetic import CocoPaths, ensure_synthetic
-from orchestrator.tasks.rtdetr.config import (
-    RTDetrLossConfig,
-    RTDetrTaskConfig,
-    SyntheticData,
-    synthetic_spec,
-)
+from orchestrator.tasks.coco.source import DetectionSource
+from orchestrator.tasks.coco.synthetic import CocoPaths
+from orchestrator.tasks.rtdetr.config import RTDetrLossConfig, RTDetrTaskConfig
 from orchestrator.tasks.rtdetr.criterion import COMPONENTS, Prediction, RTDetrCriterion
 from orchestrator.tasks.rtdetr.model import build_rtdetr
 
@@ -43,6 +37,8 @@ class RTDetrTask:
         self.loss_config = loss
         self.seed = seed
         self.data_root = Path(data_root)
+        # paths, categories and datasets are shared with the detector task
+        self.source = DetectionSource(config.data, data_root)
         self._criterion: RTDetrCriterion | None = None
 
     @property
@@ -50,30 +46,15 @@ class RTDetrTask:
         """Side of the square images fed to the model."""
         return self.config.data.image_size
 
-    @cached_property
+    @property
     def paths(self) -> CocoPaths:
         """Where the train/val data lives (synthetic data is generated here if missing)."""
-        data = self.config.data
-        if isinstance(data, SyntheticData):
-            # normally written by prepare_data already; generation is atomic, so a trial
-            # that finds it missing can safely write it too
-            return ensure_synthetic(self.data_root, synthetic_spec(data))
-        return CocoPaths(
-            train_images=Path(data.train_images),
-            train_annotations=Path(data.train_annotations),
-            val_images=Path(data.val_images),
-            val_annotations=Path(data.val_annotations),
-        )
+        return self.source.paths
 
-    @cached_property
+    @property
     def category_ids(self) -> list[int]:
-        """COCO category id of each class index (sorted ids of the training annotations;
-        validation is assumed to use the same categories, as COCO's splits do)."""
-        data = self.config.data
-        if isinstance(data, SyntheticData):
-            return list(range(1, data.num_classes + 1))
-        categories = json.loads(self.paths.train_annotations.read_text())["categories"]
-        return sorted(int(c["id"]) for c in categories)
+        """COCO category id of each class index (see :class:`DetectionSource`)."""
+        return self.source.category_ids
 
     @property
     def num_classes(self) -> int:
@@ -99,10 +80,7 @@ class RTDetrTask:
 
     def datasets(self) -> tuple[Dataset[Any], Dataset[Any]]:
         """``(train, val)`` :class:`CocoDetection` datasets."""
-        paths = self.paths
-        train = CocoDetection(paths.train_images, paths.train_annotations, self.image_size)
-        val = CocoDetection(paths.val_images, paths.val_annotations, self.image_size)
-        return train, val
+        return self.source.datasets()
 
     def collate(self, samples: list[Any]) -> Any:
         """``{"pixel_values": (B, 3, S, S), "labels": [target dicts]}``."""
