@@ -174,6 +174,8 @@ class JournalWriter:
             # back-off) would hold one call for minutes during an outage
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+            # "View run ... at" lines from a background thread would garble the live table
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             from mlflow import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.uri)

@@ -55,9 +55,23 @@ def save_mlflow_model(module: torch.nn.Module, example: torch.Tensor | None, out
                 output = module(example)
             signature = infer_signature(example.numpy(), _numpy(output))
             input_example = example.numpy()
-        mlflow.pytorch.save_model(
-            module, str(out), signature=signature, input_example=input_example
-        )
+        try:
+            mlflow.pytorch.save_model(
+                module, str(out), signature=signature, input_example=input_example
+            )
+        except Exception:
+            # the default torch.export format cannot trace data-dependent control flow
+            # (a detector's NMS loop); the pickled module loads back the same way
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+            mlflow.pytorch.save_model(
+                module,
+                str(out),
+                signature=signature,
+                input_example=input_example,
+                serialization_format="pickle",
+            )
         return True
     except Exception as exc:  # the weights are saved regardless; a flavour is a bonus
         log.warning("could not save an MLflow model flavour: %s", exc)
