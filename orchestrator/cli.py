@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator import __version__
-from orchestrator.cli_args import add_overrides, add_sweep_file
+from orchestrator.cli_args import add_overrides, add_sweep_file, positive_int
 from orchestrator.compare.args import add_parser as add_compare_parser
 from orchestrator.errors import OrchestratorError
 from orchestrator.launch.commands import add_parsers as add_launch_parsers
@@ -30,14 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     add_sweep_file(sweep)
     sweep.add_argument(
         "--repeat-top",
-        type=_positive,
+        type=positive_int,
         metavar="K",
         help="after the search, train the K best configurations again with new seeds "
         "(the file's final.top)",
     )
     sweep.add_argument(
         "--seeds",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="new seeds per repeated configuration (final.seeds, default 3)",
     )
@@ -90,12 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive_int,
         help="trials running at once (default: --config's sweep.max_concurrent, else 4)",
     )
     replay.add_argument(
         "--top-k",
-        type=_positive,
+        type=positive_int,
         default=3,
         help="how many of the best trials must survive (default 3)",
     )
@@ -110,16 +110,6 @@ def _parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     add_launch_parsers(sub)
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

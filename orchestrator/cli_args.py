@@ -19,3 +19,14 @@ def add_sweep_file(p: argparse.ArgumentParser, help: str = OVERRIDE_HELP) -> Non
     """The sweep file positional and its ``-o`` overrides."""
     p.add_argument("file", help="sweep YAML file, e.g. search_spaces/rtdetr.yaml")
     add_overrides(p, help)
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` for counts: a whole number >= 1, with a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value

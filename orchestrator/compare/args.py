@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from orchestrator.cli_args import positive_int
+
 DEFAULT_TOP = 5
 DEFAULT_REASON = "chosen with orchestrate compare"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--top",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_TOP,
         metavar="K",
         help=f"trials whose curves are drawn and listed (default {DEFAULT_TOP})",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +38,20 @@ class TaskConfig(StrictModel):
     def sweep_problems(self, sweep: Any) -> list[tuple[tuple[str, ...], str, Any]]:
         """``(path, rule, value)`` of problems visible only with the whole sweep; none here."""
         return []
+
+
+class DataTaskConfig(TaskConfig):
+    """A task whose ``data:`` section is a union tagged by ``kind`` (generated or on disk)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
+        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            section = data["data"]
+            if "kind" not in section:
+                return {**data, "data": {"kind": "synthetic", **section}}
+        return data
 
 
 class LossConfig(StrictModel):

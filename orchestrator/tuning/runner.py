@@ -225,14 +225,10 @@ def run_sweep(
         with interrupt:
             grid = tuner.fit()
     except BaseException:
-        if tracker:
-            tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
-            _close_tracker(tracker, config, sweep_dir, out)
+        _interrupted(tracker, config, sweep_dir, out)
         raise
     if interrupt.fired:
-        if tracker:
-            tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
-            _close_tracker(tracker, config, sweep_dir, out)
+        _interrupted(tracker, config, sweep_dir, out)
         raise SweepInterrupted(sweep_dir)
     if tracker:
         # the table needs the trials' run ids, which exist once their creates are applied
@@ -260,14 +256,10 @@ def run_sweep(
                 with repeat_interrupt:
                     results = _fit_repeats(config, configs, trainable, storage, tracker, out)
             except BaseException:
-                if tracker:
-                    tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
-                    _close_tracker(tracker, config, sweep_dir, out)
+                _interrupted(tracker, config, sweep_dir, out)
                 raise
             if repeat_interrupt.fired:
-                if tracker:
-                    tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
-                    _close_tracker(tracker, config, sweep_dir, out)
+                _interrupted(tracker, config, sweep_dir, out)
                 raise SweepInterrupted(sweep_dir)
             repeats = summarise(config, rows, results)
     summary = SweepSummary(
@@ -393,6 +385,13 @@ class _InterruptWatch:
 
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
+    """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
+    if tracker:
+        tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+        _close_tracker(tracker, config, sweep_dir, out)
 
 
 def _close_tracker(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:

@@ -12,12 +12,8 @@ from PIL import Image
 from orchestrator.tasks.coco import synthetic
 from orchestrator.tasks.coco.dataset import CocoDetection, collate_detection
 from orchestrator.tasks.coco.evaluate import Detections, coco_map, load_coco
-from orchestrator.tasks.coco.synthetic import (
-    MARKER,
-    SyntheticSpec,
-    ensure_synthetic,
-    synthetic_dir,
-)
+from orchestrator.tasks.coco.synthetic import SyntheticSpec, ensure_synthetic, synthetic_dir
+from orchestrator.tasks.generated import MARKER
 
 SMALL = SyntheticSpec(num_train=4, num_val=2, image_size=64, num_classes=3, max_objects=3)
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +22,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from orchestrator.tasks.generated import generate_once
+
 #: bump when the drawing changes, so old folders are not reused for new semantics
 GENERATOR_VERSION = 1
-MARKER = "COMPLETE"
 
 # (name, RGB); index = class index, category_id = index + 1
 CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -93,23 +91,7 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> CocoPaths:
     Safe against concurrent callers: each writes into its own temporary folder and renames
     it into place; the loser of a rename race discards its copy and uses the winner's.
     """
-    final = synthetic_dir(root, spec)
-    if (final / MARKER).exists():
-        return synthetic_paths(root, spec)
-    Path(root).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    try:
-        _write(tmp, spec)
-        (tmp / MARKER).write_text("ok\n")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # another process renamed first (target exists, non-empty)
-            if not (final / MARKER).exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    generate_once(synthetic_dir(root, spec), lambda folder: _write(folder, spec))
     return synthetic_paths(root, spec)
 
 

@@ -10,11 +10,11 @@ term sees, and ``loss.*`` is what a sweep may search.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
 from orchestrator.tasks.rtdetr.config import CocoData, SyntheticData
 
 
@@ -65,23 +65,13 @@ class DetectorModelConfig(StrictModel):
     test: InferenceConfig = InferenceConfig()
 
 
-class DetectorTaskConfig(TaskConfig):
+class DetectorTaskConfig(DataTaskConfig):
     """The ``task:`` section for ``kind: detector``; ``data`` is the same as ``rtdetr``'s."""
 
     kind: Literal["detector"] = "detector"
     model: DetectorModelConfig = DetectorModelConfig()
     data: SyntheticData | CocoData = Field(default=SyntheticData(), discriminator="kind")
     num_workers: int = Field(default=0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
-        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
-        if isinstance(data, dict) and isinstance(data.get("data"), dict):
-            section = data["data"]
-            if "kind" not in section:
-                return {**data, "data": {"kind": "synthetic", **section}}
-        return data
 
 
 class AssignerConfig(StrictModel):

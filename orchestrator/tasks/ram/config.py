@@ -4,11 +4,11 @@ pydantic and the standard library are imported at module level."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
 
 
 class TagNetConfig(StrictModel):
@@ -67,7 +67,7 @@ class RamFolderData(StrictModel):
     image_size: int = Field(64, ge=16, le=1024)
 
 
-class RamTaskConfig(TaskConfig):
+class RamTaskConfig(DataTaskConfig):
     """The ``task:`` section for ``kind: ram``."""
 
     kind: Literal["ram"] = "ram"
@@ -79,16 +79,6 @@ class RamTaskConfig(TaskConfig):
     #: a tag is predicted when its probability reaches this (val/f1, precision, recall)
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
-        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
-        if isinstance(data, dict) and isinstance(data.get("data"), dict):
-            section = data["data"]
-            if "kind" not in section:
-                return {**data, "data": {"kind": "synthetic", **section}}
-        return data
 
 
 class AslParams(StrictModel):

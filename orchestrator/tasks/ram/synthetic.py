@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from orchestrator.tasks.generated import generate_once
 from orchestrator.tasks.ram.config import RamFolderData, RamSyntheticData
 
 #: bump when the drawing changes, so old folders are not reused for new semantics
 GENERATOR_VERSION = 1
-MARKER = "COMPLETE"
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -84,22 +81,7 @@ def folder_data(root: Path, spec: RamSyntheticData) -> RamFolderData:
 def ensure_synthetic(root: Path, spec: RamSyntheticData) -> RamFolderData:
     """Generate ``spec`` under ``root`` unless a completed copy is there; safe against
     concurrent callers (each writes a temporary folder and renames it into place)."""
-    final = synthetic_dir(root, spec)
-    if not (final / MARKER).exists():
-        Path(root).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-        try:
-            _write(tmp, spec)
-            (tmp / MARKER).write_text("ok\n")
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                # another process renamed first (target exists, non-empty)
-                if not (final / MARKER).exists():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+    generate_once(synthetic_dir(root, spec), lambda folder: _write(folder, spec))
     return folder_data(root, spec)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
 
 if TYPE_CHECKING:
     from orchestrator.tasks.coco.synthetic import SyntheticSpec
@@ -77,23 +77,13 @@ class CocoData(StrictModel):
         return _check_image_size(value)
 
 
-class RTDetrTaskConfig(TaskConfig):
+class RTDetrTaskConfig(DataTaskConfig):
     """The ``task:`` section for ``kind: rtdetr``."""
 
     kind: Literal["rtdetr"] = "rtdetr"
     model: RTDetrModelConfig = RTDetrModelConfig()
     data: SyntheticData | CocoData = Field(default=SyntheticData(), discriminator="kind")
     num_workers: int = Field(default=0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
-        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
-        if isinstance(data, dict) and isinstance(data.get("data"), dict):
-            section = data["data"]
-            if "kind" not in section:
-                return {**data, "data": {"kind": "synthetic", **section}}
-        return data
 
     @model_validator(mode="after")
     def _enough_anchors(self) -> RTDetrTaskConfig:
