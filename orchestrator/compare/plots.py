@@ -215,12 +215,15 @@ def parallel_coordinates(
             f"stroke='{viridis(t)}' stroke-width='2.2' stroke-opacity='0.85'>"
             f"<title>{esc(label)}: {esc(objective)} = {fmt(obj)}</title></polyline>"
         )
-    for x, axis in zip(xs, axes, strict=True):
+    # many axes: names wider than the gap between axes go on two alternating rows
+    widest = max(len(short(a.name, 26)) for a in axes) * 7.5  # ~px per char, 13 px bold
+    staggered = widest > step - 8
+    for k, (x, axis) in enumerate(zip(xs, axes, strict=True)):
         out.append(line(x, y1, x, y0, "#444", 1.5))
         out.append(
             text(
                 x,
-                top - 30,
+                top - (40 if staggered and k % 2 == 0 else 22 if staggered else 30),
                 short(axis.name, 26),
                 tip=axis.name,
                 font_weight="600",
