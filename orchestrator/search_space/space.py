@@ -8,6 +8,7 @@ the derived batch plan, or the reason a sampled combination is impossible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config.models import ParamSpec, SweepConfig
@@ -74,6 +75,19 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
     if spec.int_ is not None:
         return trial.suggest_int(name, int(low), int(high), step=int(spec.step or 1), log=spec.log)
     return trial.suggest_float(name, low, high, step=spec.step, log=spec.log)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"loss": {"weight": {"giou": 2}}}`` -> ``{"loss.weight.giou": 2}``: the dotted keys
+    :func:`apply_params` takes (leaves only; lists and empty mappings are values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 def apply_params(hyperparameters: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

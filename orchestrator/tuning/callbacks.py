@@ -13,8 +13,8 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP
-from orchestrator.search_space.space import apply_params
-from orchestrator.tracking.mlflow_tracker import SweepTracker, flatten
+from orchestrator.search_space.space import apply_params, flatten
+from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tuning.summary import end_reason
 
 log = logging.getLogger(__name__)

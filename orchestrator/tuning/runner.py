@@ -15,9 +15,8 @@ from typing import Any, TextIO
 import yaml
 
 from orchestrator.config.models import SweepConfig
-from orchestrator.search_space.space import SearchSpace
+from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
-from orchestrator.tracking.mlflow_tracker import flatten
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
 from orchestrator.tuning.summary import (
     STOP_STEP,

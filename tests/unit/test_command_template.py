@@ -8,9 +8,9 @@ import shlex
 import pytest
 import yaml
 
+from orchestrator.search_space.space import flatten
 from orchestrator.tasks.command.template import (
     TemplateError,
-    flatten_values,
     format_value,
     placeholders,
     render,
@@ -60,8 +60,8 @@ def test_shell_rendering_quotes_each_value():
     assert shlex.split(cmd) == ["echo", "two words", "$(rm -rf x)"]
 
 
-def test_flatten_values_keeps_leaves():
-    assert flatten_values({"loss": {"weight": {"giou": 2.0}, "cls": "vfl"}, "x": {}}) == {
+def test_flatten_keeps_leaves():
+    assert flatten({"loss": {"weight": {"giou": 2.0}, "cls": "vfl"}, "x": {}}) == {
         "loss.weight.giou": 2.0,
         "loss.cls": "vfl",
         "x": {},

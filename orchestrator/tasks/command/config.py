@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+from orchestrator.search_space.space import flatten
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
 from orchestrator.tasks.command.metrics import parse_field
-from orchestrator.tasks.command.template import TemplateError, flatten_values, placeholders
+from orchestrator.tasks.command.template import TemplateError, placeholders
 
 #: placeholders filled per trial (besides hyperparameters, ``env.NAME`` and ``repo``)
 TRIAL_KEYS = ("trial.id", "trial.name", "trial.dir", "trial.work_dir")
@@ -166,7 +167,7 @@ class CommandTaskConfig(TaskConfig):
         problems: list[Problem] = []
         values = {
             k: v
-            for k, v in flatten_values(sweep.hyperparameters()).items()
+            for k, v in flatten(sweep.hyperparameters()).items()
             if not isinstance(v, dict | list)  # an empty section is not a value either
         }
         searched = set(sweep.space)
@@ -253,7 +254,7 @@ class CommandLossConfig(LossConfig):
     @model_validator(mode="after")
     def _scalars(self) -> CommandLossConfig:
         # only the script's own keys; fields every LossConfig has are typed already
-        for key, value in flatten_values(self.model_extra or {}).items():
+        for key, value in flatten(self.model_extra or {}).items():
             if isinstance(value, dict | list):
                 raise ValueError(f"loss.{key}: give scalar values, got {value!r}")
         return self

@@ -21,11 +21,11 @@ from typing import Any
 from orchestrator.config.models import SweepConfig
 from orchestrator.divergence import build_rules
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_OUTPUT, STOP_REASON, STOP_STEP
-from orchestrator.search_space.space import apply_params
+from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
 from orchestrator.tasks.command.process import CommandProcess
-from orchestrator.tasks.command.template import flatten_values, render
+from orchestrator.tasks.command.template import render
 from orchestrator.training.spec import TrialSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def run_command_trial(
     assert isinstance(task, CommandTaskConfig)
     hyper = apply_params(config.hyperparameters(), spec.params)
     work_dir = _fresh_work_dir(Path(trial_dir))
-    values: dict[str, Any] = flatten_values(hyper)
+    values: dict[str, Any] = flatten(hyper)
     values.update({f"env.{k}": v for k, v in os.environ.items()})
     values.update(
         {

@@ -96,15 +96,3 @@ def render(text: str, values: Mapping[str, Any], *, quote: bool = False) -> str:
         rendered = format_value(values[part.name])
         out.append(shlex.quote(rendered) if quote else rendered)
     return "".join(out)
-
-
-def flatten_values(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"loss": {"weight": {"giou": 2}}}`` -> ``{"loss.weight.giou": 2}`` (leaves only)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten_values(value, name + "."))
-        else:
-            out[name] = value
-    return out

@@ -11,11 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from orchestrator.tasks.detector.assigner import assign
 from orchestrator.tasks.detector.box_coder import BoxCoder, clip_boxes
 from orchestrator.tasks.detector.config import InferenceConfig, RcnnStageConfig
 from orchestrator.tasks.detector.nms import batched_nms
-from orchestrator.tasks.detector.sampler import sample
+from orchestrator.tasks.detector.sampler import assign_and_sample
 
 #: MMDetection's ``target_stds`` of the RoI head: refinements are small, scale them to O(1)
 RCNN_STDS = (0.1, 0.1, 0.2, 0.2)
@@ -76,16 +75,7 @@ def sample_rois(
     """Assign and sample one image's proposals, the ground-truth boxes added to them so
     the head has positives even while the RPN's proposals are still poor."""
     candidates = torch.cat((proposals, gt_boxes.to(proposals.dtype)))
-    a = stage.assigner
-    assignment = assign(
-        candidates,
-        gt_boxes,
-        pos_iou_thr=a.pos_iou_thr,
-        neg_iou_thr=a.neg_iou_thr,
-        min_pos_iou=a.min_pos_iou,
-        match_low_quality=a.match_low_quality,
-    )
-    positive, negative = sample(assignment.labels, stage.sampler.num, stage.sampler.pos_fraction)
+    assignment, positive, negative = assign_and_sample(candidates, gt_boxes, stage)
     index = torch.cat((positive, negative))
     labels = torch.full((index.numel(),), num_classes, dtype=torch.int64, device=index.device)
     matched = assignment.gt_index[positive]

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from orchestrator.tasks.detector.assigner import POSITIVE, assign
+from orchestrator.tasks.detector.assigner import POSITIVE
 from orchestrator.tasks.detector.box_coder import BoxCoder, clip_boxes
 from orchestrator.tasks.detector.config import ProposalConfig, RpnStageConfig
 from orchestrator.tasks.detector.nms import nms
-from orchestrator.tasks.detector.sampler import sample
+from orchestrator.tasks.detector.sampler import assign_and_sample
 
 
 class RPNHead(nn.Module):
@@ -59,16 +59,7 @@ def rpn_targets(
     coder: BoxCoder,
 ) -> RpnTargets:
     """Assign every anchor of an image, then sample ``stage.sampler`` of them."""
-    a = stage.assigner
-    assignment = assign(
-        anchors,
-        gt_boxes,
-        pos_iou_thr=a.pos_iou_thr,
-        neg_iou_thr=a.neg_iou_thr,
-        min_pos_iou=a.min_pos_iou,
-        match_low_quality=a.match_low_quality,
-    )
-    positive, negative = sample(assignment.labels, stage.sampler.num, stage.sampler.pos_fraction)
+    assignment, positive, negative = assign_and_sample(anchors, gt_boxes, stage)
     index = torch.cat((positive, negative))
     labels = (assignment.labels[index] == POSITIVE).to(torch.int64)
     targets = coder.encode(anchors[positive], gt_boxes[assignment.gt_index[positive]])

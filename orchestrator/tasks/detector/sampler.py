@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from orchestrator.tasks.detector.assigner import NEGATIVE, POSITIVE
+from orchestrator.tasks.detector.assigner import NEGATIVE, POSITIVE, Assignment, assign
+from orchestrator.tasks.detector.config import RcnnStageConfig, RpnStageConfig
 
 
 def sample(
@@ -24,3 +25,21 @@ def sample(
     positive = positive[torch.randperm(positive.numel(), device=labels.device)[:num_pos]]
     negative = negative[torch.randperm(negative.numel(), device=labels.device)[:num_neg]]
     return positive, negative
+
+
+def assign_and_sample(
+    candidates: torch.Tensor, gt_boxes: torch.Tensor, stage: RpnStageConfig | RcnnStageConfig
+) -> tuple[Assignment, torch.Tensor, torch.Tensor]:
+    """One stage's assigner then its sampler on one image's candidates (anchors for the
+    RPN, proposals for the RoI head): ``(assignment, positive, negative)``."""
+    a = stage.assigner
+    assignment = assign(
+        candidates,
+        gt_boxes,
+        pos_iou_thr=a.pos_iou_thr,
+        neg_iou_thr=a.neg_iou_thr,
+        min_pos_iou=a.min_pos_iou,
+        match_low_quality=a.match_low_quality,
+    )
+    positive, negative = sample(assignment.labels, stage.sampler.num, stage.sampler.pos_fraction)
+    return assignment, positive, negative
