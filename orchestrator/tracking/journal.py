@@ -119,9 +119,10 @@ class Journal:
             self._lock.notify_all()
             return len(self._ops) - 1
 
-    def ops_from(self, start: int) -> list[dict[str, Any]]:
+    def op(self, seq: int) -> dict[str, Any]:
+        """The op numbered ``seq`` (the writer reads one at a time: no copy of a backlog)."""
         with self._lock:
-            return list(self._ops[start:])
+            return self._ops[seq]
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Block until the journal holds more than ``count`` ops (or ``timeout`` s pass)."""

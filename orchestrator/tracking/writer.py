@@ -125,7 +125,7 @@ class JournalWriter:
             self._step(None)
 
     def _step(self, deadline: float | None) -> None:
-        op = self.journal.ops_from(self.state.applied)[0]
+        op = self.journal.op(self.state.applied)
         backoff = 0.2
         rejected = 0
         while not self._stop.is_set():
