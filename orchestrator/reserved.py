@@ -9,6 +9,8 @@ them without importing each other.
 STOP_REASON = "orch.stop_reason"
 #: one human sentence with the values that triggered the stop
 STOP_DETAIL = "orch.stop_detail"
+#: who stopped a trial the scheduler cut early: ``asha``, ``median``
+STOPPED_BY = "orch.stopped_by"
 #: the optimizer step the trial had reached when it was stopped
 STOP_STEP = "orch.stop_step"
 #: the exception type of a trial that failed deterministically (not retried)

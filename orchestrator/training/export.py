@@ -55,9 +55,16 @@ def save_mlflow_model(module: torch.nn.Module, example: torch.Tensor | None, out
                 output = module(example)
             signature = infer_signature(example.numpy(), _numpy(output))
             input_example = example.numpy()
+        # MLflow infers requirements by re-importing the model in a subprocess (~5 s per
+        # save on 2 cores); a torch model needs what its flavour always needs
+        requirements = mlflow.pytorch.get_default_pip_requirements()
         try:
             mlflow.pytorch.save_model(
-                module, str(out), signature=signature, input_example=input_example
+                module,
+                str(out),
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=requirements,
             )
         except Exception:
             # the default torch.export format cannot trace data-dependent control flow
@@ -70,6 +77,7 @@ def save_mlflow_model(module: torch.nn.Module, example: torch.Tensor | None, out
                 str(out),
                 signature=signature,
                 input_example=input_example,
+                pip_requirements=requirements,
                 serialization_format="pickle",
             )
         return True

@@ -44,6 +44,7 @@ from orchestrator.training.memory_cache import NOTHING_FITS, lookup, memory_key,
 from orchestrator.training.sampler import MicroBatchSampler
 from orchestrator.training.spec import ResolvedTrial, TrialSpec, resolve
 from orchestrator.training.weighting import LossWeighting
+from orchestrator.training.weights import TrialWeights
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -129,6 +130,18 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     ema = _ema(accelerator.unwrap_model(model), trial)
     history: list[dict[str, Any]] = []
     step = 0
+    weights = TrialWeights(Path(spec.output_dir), task, val_loader) if spec.output_dir else None
+
+    def publish(metrics: dict[str, Any], *, final: bool) -> None:
+        """Weights first, then the report: Ray may end the trial inside any report."""
+        if weights is not None:
+            # collective under ZeRO-3 (parameters are partitioned): every rank takes part
+            state = (
+                ema.module.state_dict() if ema is not None else accelerator.get_state_dict(model)
+            )
+            if accelerator.is_main_process:
+                weights.save(state, plan, backoffs, final=final)
+        report(metrics)
 
     for epoch in range(trial.train.epochs):
         model.train()
@@ -209,10 +222,11 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
                         # every rank must agree before anyone stops, or DDP waits forever
                         agreed = accelerator.reduce(bad.to(accelerator.device), "sum").cpu()
                         if agreed.sum().item() > 0:
-                            report(
+                            publish(
                                 _stop_metrics(sums, components, step, epoch, agreed)
                                 | bookkeeping(step, epoch)
-                                | {STOP_STEP: step}
+                                | {STOP_STEP: step},
+                                final=True,
                             )
                             return
                 break
@@ -255,15 +269,10 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         if _all_agree(accelerator, reason is not None):
             reason = reason or StopReason("diverged", "stopped with rank 0", len(history) - 1)
             metrics.update({STOP_REASON: reason.code, STOP_DETAIL: reason.detail, STOP_STEP: step})
-            report(metrics)
+            publish(metrics, final=True)
             return
-        report(metrics)
+        publish(metrics, final=epoch == trial.train.epochs - 1)
         accelerator.wait_for_everyone()
-    if spec.output_dir:
-        # collective under ZeRO-3 (parameters are partitioned): every rank takes part
-        state = ema.module.state_dict() if ema is not None else accelerator.get_state_dict(model)
-        if accelerator.is_main_process:
-            _save(state, Path(spec.output_dir), plan, backoffs, task, val_loader)
 
 
 def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
@@ -363,29 +372,6 @@ def _ema(model: torch.nn.Module, trial: ResolvedTrial) -> Any:
         return d * avg + (1 - d) * new
 
     return AveragedModel(model, avg_fn=average, use_buffers=True)
-
-
-def _save(
-    state: dict[str, Any],
-    out: Path,
-    plan: BatchPlan,
-    backoffs: list[str],
-    task: Any,
-    val_loader: Any,
-) -> None:
-    """Final weights (the EMA's when on) and the batch plan the trial ended with, in a
-    folder that is also an MLflow ``pytorch`` model (see :mod:`.export`)."""
-    from orchestrator.training.export import first_tensor, save_mlflow_model
-
-    if not out.exists():
-        # rebuilt from the state dict: the trained module may be wrapped or sharded
-        module = task.build_model()
-        module.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
-        save_mlflow_model(module, first_tensor(next(iter(val_loader), None)), out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out / "model.pt")
-    plan_info = {"micro": plan.micro, "accum": plan.accum, "effective": plan.effective}
-    (out / "batch_plan.json").write_text(json.dumps(plan_info | {"oom_backoffs": backoffs}))
 
 
 def _all_agree(accelerator: Any, flag: bool) -> bool:

@@ -12,10 +12,11 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP
+from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP, STOPPED_BY
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tuning.summary import end_reason
+from orchestrator.tuning.trial_end import mark_finished, read_decision
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def trial_label(trial: Trial) -> str:
 def stop_reason(trial: Trial, epochs: int) -> tuple[str, str]:
     """Why a finished trial ended (see :func:`end_reason`), with an error's last line."""
     errored = trial.status == Trial.ERROR
-    reason, detail = end_reason(trial.config, trial.last_result or {}, errored, epochs)
+    last = {**(trial.last_result or {}), **read_decision(trial.local_path)}
+    reason, detail = end_reason(trial.config, last, errored, epochs)
     return reason, _error_tail(trial) if errored else detail
 
 
@@ -49,6 +51,19 @@ def _error_tail(trial: Trial) -> str:
         return lines[-1][:500] if lines else "trial failed"
     except OSError:
         return "trial failed"
+
+
+class FinishedMarks(Callback):
+    """Writes ``finished.json`` for trials that ended without writing it themselves (a
+    scheduler cut them inside a report), so a resumed sweep never trains them again."""
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        try:
+            mark_finished(trial.local_path, dict(trial.last_result or {}))
+        except OSError as exc:
+            log.warning("could not mark %s finished: %s", trial_label(trial), exc)
 
 
 class TrackingCallback(Callback):
@@ -100,8 +115,8 @@ class TrackingCallback(Callback):
         tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
         if reason:
             tags.update({STOP_REASON: reason, STOP_DETAIL: detail})
-        last = trial.last_result or {}
-        for key in (STOP_STEP, ERROR_TYPE):
+        last = {**(trial.last_result or {}), **read_decision(trial.local_path)}
+        for key in (STOP_STEP, ERROR_TYPE, STOPPED_BY):
             if last.get(key) is not None:
                 tags[key] = str(last[key])
         self._safe(self.tracker.end_trial, trial.trial_id, status, tags)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import yaml
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
@@ -27,6 +28,7 @@ from orchestrator.tuning.summary import (
     render_summary,
 )
 from orchestrator.tuning.trainable import cpus_per_trial, make_trainable, trial_resources
+from orchestrator.tuning.trial_end import read_decision
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def run_sweep(
 
     from orchestrator.divergence import build_rules
     from orchestrator.tracking.mlflow_tracker import SweepTracker
-    from orchestrator.tuning.callbacks import ProgressTable, TrackingCallback
+    from orchestrator.tuning.callbacks import FinishedMarks, ProgressTable, TrackingCallback
     from orchestrator.tuning.schedulers import build_scheduler
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
@@ -194,6 +196,7 @@ def run_sweep(
 
         # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
         tune_callbacks = [
+            FinishedMarks(),
             JsonLoggerCallback(),
             ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
         ]
@@ -301,7 +304,7 @@ def _fit_repeats(
     from ray.tune.search import ConcurrencyLimiter
 
     from orchestrator.divergence import build_rules
-    from orchestrator.tuning.callbacks import ProgressTable, TrackingCallback
+    from orchestrator.tuning.callbacks import FinishedMarks, ProgressTable, TrackingCallback
     from orchestrator.tuning.fixed_search import FixedConfigs
     from orchestrator.tuning.stopper import DivergenceStopper
 
@@ -311,6 +314,7 @@ def _fit_repeats(
     else:
         primary = (config.primary.metric, config.primary.mode)
         callbacks: list[Any] = [
+            FinishedMarks(),
             JsonLoggerCallback(),
             ProgressTable(config.primary.metric, [], config.train.epochs, out=out),
         ]
@@ -404,7 +408,7 @@ def _close_tracker(tracker: Any, config: SweepConfig, sweep_dir: Path, out: Text
 
 
 def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
-    metrics = result.metrics or {}
+    metrics = {**(result.metrics or {}), **read_decision(result.path)}
     cfg = result.config or {}
     runs = tracker.trial_runs if tracker else {}
     # the trial folder is named <trainable>_<trial_id>_<n>_<params>
@@ -420,6 +424,7 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         stop_reason=reason,
         stop_detail=detail,
         stop_step=_int(metrics.get(STOP_STEP)),
+        stopped_by=str(metrics.get(STOPPED_BY, "")),
         params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
         metrics={
             k: float(v)

@@ -48,6 +48,8 @@ class TrialRow:
     stop_detail: str = ""
     #: optimizer step at which a divergence rule stopped it
     stop_step: int | None = None
+    #: the scheduler that cut it early (``asha``, ``median``), when one did
+    stopped_by: str = ""
 
 
 @dataclass
@@ -123,13 +125,14 @@ def render_summary(summary: SweepSummary, ui: str | None) -> str:
             lines.append(f"    {k} = {v}")
         if row.run_id:
             lines.append(f"    MLflow run: {row.run_id}")
-    stopped = [r for r in summary.trials if r.stop_reason and r.stop_reason != "scheduler"]
+    stopped = [r for r in summary.trials if r.stop_reason]
     if stopped:
         lines.append("Stopped early:")
         for r in stopped:
+            who = f" ({r.stopped_by})" if r.stopped_by else ""
             at = f" at step {r.stop_step}" if r.stop_step is not None else ""
             lines.append(
-                f"    {r.trial}: {r.stop_reason}{at} (epoch {r.epochs}) - {r.stop_detail}"
+                f"    {r.trial}: {r.stop_reason}{who}{at} (epoch {r.epochs}) - {r.stop_detail}"
             )
     lines.append(f"Sweep directory: {summary.sweep_dir}")
     if summary.parent_run_id:

@@ -19,14 +19,13 @@ from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON
 from orchestrator.search_space.space import SKIP_REASON
 from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
+from orchestrator.tuning.trial_end import FINISHED_FILE, ends_trial, write_json
 
 log = logging.getLogger(__name__)
 
 #: CPU a multi-worker trial's own process reserves when ``resources.trial_cpus`` is unset:
 #: it only waits on its workers, and Ray rejects 0.
 COORDINATOR_CPUS = 0.1
-#: written into the trial's folder when it ends: a resumed sweep does not train it again
-FINISHED_FILE = "finished.json"
 
 
 def trial_resources(resources: Resources) -> dict[str, float]:
@@ -75,10 +74,14 @@ def make_trainable(
             memory_cache=os.path.join(storage_path, "memory.json"),
         )
         last: dict[str, Any] = {}
+        epochs = int(sweep["train"]["epochs"])
 
         def report(metrics: dict[str, Any], **kwargs: Any) -> None:
             last.clear()
             last.update(metrics)
+            if ends_trial(metrics, epochs):
+                # before the report: Ray may end this trial inside it (ASHA at max_t)
+                write_json(finished, metrics)
             tune.report(metrics, **kwargs)
 
         # a task that trains outside this process (an external command) runs its own trial
@@ -98,8 +101,9 @@ def make_trainable(
 
                 run_trial(spec, report)
             else:
-                last.update(_run_ddp(spec, resources, storage_path))
-            _write_json(finished, last)
+                last.update(_run_ddp(spec, resources, storage_path, finished))
+            if not os.path.isfile(finished):
+                write_json(finished, last)  # a trial that ended without a last-epoch report
         except Exception as exc:
             from orchestrator.tuning.failures import classify, describe, root_cause
 
@@ -122,17 +126,10 @@ def make_trainable(
                 # an orch.stop* key: the tracker stores it as a tag of the child run
                 "orch.stop_traceback": tail,
             }
+            write_json(finished, failure)
             tune.report(failure)
-            _write_json(finished, failure)
 
     return trainable
-
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, default=str)
-    os.replace(tmp, path)
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -140,10 +137,22 @@ def _worker_loop(config: dict[str, Any]) -> None:
 
     from orchestrator.training.loop import run_trial
 
-    run_trial(config["spec"], ray.train.report)
+    spec: TrialSpec = config["spec"]
+    finished: str = config["finished"]
+    epochs = int(spec.sweep["train"]["epochs"])
+    rank = ray.train.get_context().get_world_rank()
+
+    def report(metrics: dict[str, Any]) -> None:
+        if rank == 0 and ends_trial(metrics, epochs):
+            write_json(finished, metrics)  # before the report, which Ray may not return from
+        ray.train.report(metrics)
+
+    run_trial(spec, report)
 
 
-def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> dict[str, Any]:
+def _run_ddp(
+    spec: TrialSpec, resources: Resources, storage_path: str, finished: str
+) -> dict[str, Any]:
     """Train under DDP; returns the last metrics the workers reported."""
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
@@ -156,7 +165,7 @@ def _run_ddp(spec: TrialSpec, resources: Resources, storage_path: str) -> dict[s
         per_worker["GPU"] = resources.gpus_per_worker
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"spec": spec},
+        train_loop_config={"spec": spec, "finished": finished},
         scaling_config=ScalingConfig(
             num_workers=resources.workers, use_gpu=use_gpu, resources_per_worker=per_worker
         ),

@@ -79,7 +79,17 @@ def test_worst_value_replaces_nan_inf_and_missing_only() -> None:
 def test_summary_lists_early_stops_with_reason_step_and_detail() -> None:
     rows = [
         TrialRow("trial-1", "a", "done", "", {}, {"val/map": 0.4}, 10),
-        TrialRow("trial-2", "b", "done", "scheduler", {}, {"val/map": 0.1}, 3),
+        TrialRow(
+            "trial-2",
+            "b",
+            "done",
+            "scheduler",
+            {},
+            {"val/map": 0.1},
+            3,
+            stop_detail="ASHA rung at epoch 3: val/map 0.1 below the rung's cutoff 0.3",
+            stopped_by="asha",
+        ),
         TrialRow(
             "trial-3",
             "c",
@@ -99,5 +109,10 @@ def test_summary_lists_early_stops_with_reason_step_and_detail() -> None:
         "trial-3: component_explosion:loss_giou at step 160 (epoch 4) - "
         "train/raw_giou = 12 > 10 × best value 1.1"
     ) in text
-    assert "trial-2:" not in text  # ASHA cuts are counted, not listed
+    # scheduler cuts are listed too, with who cut them and at which rung
+    assert (
+        "trial-2: scheduler (asha) (epoch 3) - ASHA rung at epoch 3: val/map 0.1 below "
+        "the rung's cutoff 0.3"
+    ) in text
+    assert "trial-1:" not in text
     assert "1 component_explosion:loss_giou" in text and "1 scheduler" in text
