@@ -41,7 +41,7 @@ def promote(client: Any, run_id: str, reason: str, user: str | None = None) -> P
     if not files.intersection(MODEL_FILES):
         raise CompareError(
             f"run {run_id} ({run.info.run_name}) has no model artifact "
-            f"({' or '.join(MODEL_FILES)}): only trials that finished log their weights"
+            f"({' or '.join(MODEL_FILES)}): a trial logs its weights with its first report"
         )
     parent_id = run.data.tags.get("mlflow.parentRunId")
     if not parent_id:

@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 
 from tests.integration.cli_sweep import run_cli_sweep
+from tests.integration.trial_ends import (
+    assert_every_trial_kept_its_end,
+    assert_resume_retrains_nothing,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +59,9 @@ def test_rule_fires_inside_the_trial_and_lands_in_mlflow_and_summary(tmp_path):
         assert "best val/mse improved" in tags["orch.stop_detail"]
         assert len(client.get_metric_history(row["run_id"], "val/mse")) == 3
     assert "Stopped early:" in proc.stdout and "plateau at step 12 (epoch 3)" in proc.stdout
+    # a divergence stop keeps the weights of the report that stopped it (#12)
+    assert_every_trial_kept_its_end(summary, client, "plateau")
+    assert_resume_retrains_nothing(tmp_path, summary)
 
 
 def test_deterministic_failure_is_not_retried(tmp_path):
