@@ -12,8 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
+from orchestrator.config.fingerprint import save_sweep
 from orchestrator.config.models import SweepConfig
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
@@ -122,10 +121,7 @@ def run_sweep(
 
     if resume_dir is None:
         sweep_dir = make_sweep_dir(config)
-        resolved_file = sweep_dir / "sweep.yaml"
-        resolved_file.write_text(
-            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-        )
+        resolved_file = save_sweep(config, sweep_dir)  # with what `resume` checks it against
     else:
         sweep_dir = Path(resume_dir).resolve()
         resolved_file = sweep_dir / "sweep.yaml"
