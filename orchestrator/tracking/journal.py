@@ -130,7 +130,8 @@ class Journal:
         self.fsync = fsync
         self._lock = threading.Condition()
         self._ops: list[dict[str, Any]] = []
-        self._spans: list[tuple[int, int]] = []  # each op's (byte offset, length) in the file
+        # each op's byte offset in the file and the SHA-1 of its line (see ``mark``)
+        self._marks: list[tuple[int, bytes]] = []
         self.created: set[str] = set()  # run keys with a create op
         self.last_step: dict[str, int] = {}  # run key -> highest metric step logged
         self.models: set[str] = set()  # run keys with a ``model`` artifact upload
@@ -148,7 +149,7 @@ class Journal:
             if op is not None:
                 self._note(op)
                 self._ops.append(op)
-                self._spans.append((offset + skip, len(line) - skip))
+                self._marks.append((offset + skip, _digest(line[skip:])))
 
     def __len__(self) -> int:
         with self._lock:
@@ -166,7 +167,7 @@ class Journal:
                 os.fsync(self._fd)
             self._note(op)
             self._ops.append(op)
-            self._spans.append((start, len(line) - 1))
+            self._marks.append((start, _digest(line[:-1])))
             self._lock.notify_all()
             return len(self._ops) - 1
 
@@ -178,8 +179,8 @@ class Journal:
     def mark(self, seq: int) -> tuple[int, str]:
         """Where op ``seq`` starts in the file and a digest of its bytes (``state.json``)."""
         with self._lock:
-            start, length = self._spans[seq]
-            return start, _digest(os.pread(self._fd, length, start))
+            start, digest = self._marks[seq]
+            return start, digest.hex()
 
     def locate_applied(self, state: JournalState) -> int | None:
         """How many of this journal's ops ``state`` has applied; None when it cannot be told.
@@ -202,7 +203,7 @@ class Journal:
             if self.mark(seq)[1] == state.applied_digest:
                 return seq + 1
         if any(torn.offset == state.applied_start for torn in iter_set_aside(self.root)):
-            return sum(1 for start, _ in self._spans if start < (state.applied_start or 0))
+            return sum(1 for start, _ in self._marks if start < (state.applied_start or 0))
         return None
 
     def wait_for(self, count: int, timeout: float) -> bool:
@@ -327,8 +328,8 @@ def _as_op(line: bytes) -> dict[str, Any] | None:
     return op if isinstance(op, dict) and isinstance(op.get("op"), str) else None
 
 
-def _digest(line: bytes) -> str:
-    return hashlib.sha1(line, usedforsecurity=False).hexdigest()
+def _digest(line: bytes) -> bytes:
+    return hashlib.sha1(line, usedforsecurity=False).digest()
 
 
 def _text(data: bytes) -> str:
