@@ -35,14 +35,17 @@ log = logging.getLogger(__name__)
 def make_sweep_dir(config: SweepConfig) -> Path:
     """A new ``<sweep.dir>/<name>-<timestamp>`` folder (absolute)."""
     root = Path(config.sweep.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{config.name}-{stamp}"
     n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{config.name}-{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:  # not exists() then mkdir(): two sweeps started in the same second race there
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{config.name}-{stamp}-{n}"
 
 
 def _init_ray(config: SweepConfig) -> None:

@@ -145,3 +145,15 @@ def test_the_default_store_in_an_unwritable_cwd_is_one_line(tmp_path):
     assert out.stderr.startswith(
         "error: tracking.uri (unset: the default store): cannot write in /proc/"
     )
+
+
+def test_sweeps_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.tuning.runner import make_sweep_dir
+
+    config = load_sweep(SMOKE, [f"sweep.dir={tmp_path / 'sweeps'}"])
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: make_sweep_dir(config), range(8)))
+    assert len(set(folders)) == 8
+    assert all(f.is_dir() and f.parent == tmp_path / "sweeps" for f in folders)
