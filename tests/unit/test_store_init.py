@@ -3,7 +3,8 @@
 MLflow creates a SQLite store's tables with no guard; without the lock in
 ``orchestrator.tracking.store_init`` three processes racing on a new ``mlflow.db`` failed with
 "Online migration expected to match one row" or "duplicate column name" (measured here: two
-of three processes failed in at least two of three rounds), which the journal writer reported as "MLflow unreachable".
+of three processes failed in at least two of three rounds), which the journal writer
+reported as "MLflow unreachable".
 """
 
 from __future__ import annotations
