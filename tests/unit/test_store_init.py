@@ -33,7 +33,7 @@ _SWEEP = textwrap.dedent(
     writer = JournalWriter(journal, uri)
     while time.time() < start:
         time.sleep(0.001)
-    ok = writer.drain(120)
+    ok = writer.drain(600)  # generous: the store is made under a lock, one at a time
     print("drained" if ok else f"pending: {writer.last_error}")
     """
 )
@@ -55,7 +55,7 @@ def test_sweeps_starting_together_create_a_fresh_sqlite_store_once(tmp_path):
         )
         for n in range(3)
     ]
-    results = [proc.communicate(timeout=300) for proc in procs]
+    results = [proc.communicate(timeout=900) for proc in procs]
     for out, err in results:
         assert out.strip() == "drained", err
         assert "unreachable" not in err
