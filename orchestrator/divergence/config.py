@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from orchestrator.tasks.base import StrictModel
+from orchestrator.config.base import StrictModel
 
 
 class RuleConfig(StrictModel):

@@ -70,14 +70,8 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
         error(path, rule, value)
     errors.extend(weighting_errors(config, source))
 
-    sched = config.stopping.scheduler
-    grace = getattr(sched, "grace_period", None)
-    if grace is not None and grace > config.train.epochs:
-        error(
-            ("stopping", "scheduler", "grace_period"),
-            f"must be <= train.epochs ({config.train.epochs})",
-            grace,
-        )
+    for key, rule, value in config.stopping.scheduler.budget_problems(config.train.epochs):
+        error(("stopping", "scheduler", key), rule, value)
     backend = config.backend
     if backend.kind == "deepspeed":
         if backend.zero_stage == 3 and config.train.ema is not None:
@@ -162,10 +156,10 @@ def _put(data: dict[str, Any], keys: list[str], value: Any) -> None:
 def _describe(exc: ValidationError, model: type[BaseModel], parts: list[str], value: Any) -> str:
     err = exc.errors(include_url=False)[0]
     if err["type"] == "extra_forbidden":
-        from orchestrator.config.loader import _known_keys
+        from orchestrator.config.loader import known_keys
 
         loc = [str(p) for p in err["loc"]]
-        known = _known_keys(model, tuple(loc[:-1]))
+        known = known_keys(model, tuple(loc[:-1]))
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f" (did you mean {parts[0]}.{'.'.join([*loc[:-1], close[0]])}?)" if close else ""
         return f"not a hyperparameter of section {parts[0]!r}{hint}"

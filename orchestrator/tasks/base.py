@@ -12,17 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from orchestrator.config.base import StrictModel
 
 if TYPE_CHECKING:
     import torch
     from torch.utils.data import DataLoader, Dataset
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
 
 
 class TaskConfig(StrictModel):

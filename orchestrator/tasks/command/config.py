@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.config.base import StrictModel
 from orchestrator.errors import ConfigError
 from orchestrator.search_space.space import flatten
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks.base import LossConfig, TaskConfig
 from orchestrator.tasks.command.metrics import parse_field
 from orchestrator.tasks.command.template import TemplateError, placeholders
 

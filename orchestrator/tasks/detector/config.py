@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.tasks.base import DataTaskConfig, LossConfig
 from orchestrator.tasks.rtdetr.config import CocoData, SyntheticData
 
 

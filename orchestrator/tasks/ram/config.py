@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.tasks.base import DataTaskConfig, LossConfig
 
 
 class TagNetConfig(StrictModel):

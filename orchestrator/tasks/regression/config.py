@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.base import StrictModel
+from orchestrator.tasks.base import LossConfig, TaskConfig
 
 
 class FaultConfig(StrictModel):

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.tasks.base import DataTaskConfig, LossConfig
 
 if TYPE_CHECKING:
     from orchestrator.tasks.coco.synthetic import SyntheticSpec
