@@ -165,8 +165,6 @@ class TrainConfig(StrictModel):
     #: clip the global gradient norm to this value; null disables clipping
     grad_clip: float | None = Field(0.1, gt=0)
     seed: int = 0
-    #: log training metrics to the live curve every this many optimizer steps
-    log_every: int = Field(1, ge=1)
     #: keep an EMA of the weights (RT-DETR uses decay 0.9999) and evaluate it; null = off
     ema: EmaConfig | None = None
 

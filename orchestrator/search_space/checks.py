@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.config.metrics import train_metrics
 from orchestrator.config.models import SEARCHABLE_SECTIONS, ParamSpec, SweepConfig
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
@@ -97,10 +98,7 @@ def known_metrics(config: SweepConfig) -> list[str]:
     if chosen is not None:
         return chosen
     spec = get_task(config.task.kind)
-    train = ["train/loss", "train/grad_norm", "train/lr", "train/samples_per_s"]
-    for c in spec.components:
-        train += [f"train/loss_{c}", f"train/raw_{c}"]
-    return [*spec.val_metrics, *train]
+    return [*spec.val_metrics, *train_metrics(spec.components)]
 
 
 def _space_key_problems(config: SweepConfig, name: str, spec: ParamSpec) -> list[str]:
