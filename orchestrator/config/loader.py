@@ -204,6 +204,8 @@ def _index(node: Any, part: str) -> Any:
 def _fields(tp: Any, node: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in _models_in(tp, node):
+        # a section whose keys come from a registry (``stopping.divergence``)
+        m = m.fields_model() if hasattr(m, "fields_model") else m
         for name, info in m.model_fields.items():
             out[info.alias or name] = _annotation(info)
     return out

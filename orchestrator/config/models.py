@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
+from orchestrator.config.divergence import DivergenceConfig
 from orchestrator.config.registry import KindRegistry
-from orchestrator.divergence.config import DivergenceConfig
 from orchestrator.tasks.base import LossConfig, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
