@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError, create_model
 from orchestrator.config.models import SweepConfig
 from orchestrator.config.overrides import apply_overrides
 from orchestrator.config.registry import KindRegistry
+from orchestrator.config.task import TASKS, get_task
 from orchestrator.config.yaml_source import KeyPath, Source, read_yaml
 from orchestrator.errors import ConfigError, ConfigErrors
-from orchestrator.tasks import TASKS, get_task
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
@@ -73,11 +73,11 @@ def _model_for(data: dict[str, Any], source: Source) -> type[SweepConfig]:
                 )
             ]
         )
-    return _typed_model(kind)
+    return typed_model(kind)
 
 
 @functools.cache
-def _typed_model(kind: str) -> type[SweepConfig]:
+def typed_model(kind: str) -> type[SweepConfig]:
     """SweepConfig with ``task`` and ``loss`` typed by the task's own config models."""
     spec = get_task(kind)
     loss_model = spec.loss_model()

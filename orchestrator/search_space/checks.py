@@ -17,12 +17,12 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.config.metrics import train_metrics
 from orchestrator.config.models import SEARCHABLE_SECTIONS, ParamSpec, SweepConfig
+from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
 from orchestrator.search_space.batch import batch_problem
 from orchestrator.search_space.conditions import find_cycle
 from orchestrator.search_space.loss_weighting import weighting_errors
-from orchestrator.tasks import get_task
 
 #: Beyond this many discrete batch combinations the pre-check samples no further.
 _MAX_COMBINATIONS = 10_000

@@ -71,7 +71,7 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         trial.config.task, trial.loss, seed=trial.train.seed, data_root=trial.data_root
     )
     train_set, val_set = task.datasets()
-    num_train = len(train_set)  # type: ignore[arg-type]  # map-style datasets are sized
+    num_train = len(train_set)  # map-style datasets are sized
     model = task.build_model()
     optimizer = _optimizer(model, trial)
     warmup = trial.optim.warmup_steps

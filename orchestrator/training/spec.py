@@ -37,9 +37,9 @@ class TrialSpec:
     memory_cache: str | None = None
 
     def config(self) -> SweepConfig:
-        from orchestrator.config.loader import _typed_model
+        from orchestrator.config.loader import typed_model
 
-        return _typed_model(self.sweep["task"]["kind"]).model_validate(self.sweep)
+        return typed_model(self.sweep["task"]["kind"]).model_validate(self.sweep)
 
 
 @dataclass(frozen=True)
