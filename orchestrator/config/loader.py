@@ -42,7 +42,7 @@ def validate_source(source: Source) -> SweepConfig:
         config = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigErrors(_convert(exc, source, model)) from None
-    from orchestrator.search_space.checks import check_sweep
+    from orchestrator.config.checks import check_sweep
 
     errors = check_sweep(config, source)
     if errors:

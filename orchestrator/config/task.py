@@ -59,7 +59,7 @@ class LossConfig(StrictModel):
     times its weight; ``target_share`` measures each term's magnitude on a few micro-batches
     at the trial's start and sets weights so each term is ``share`` of the total. Which
     names are components is known only with the task, so those checks are in
-    :mod:`orchestrator.search_space.loss_weighting`.
+    :mod:`orchestrator.config.loss_weighting`.
     """
 
     weighting: Literal["fixed", "balance", "target_share"] = "fixed"
@@ -85,9 +85,9 @@ class TaskSpec:
 
     config: type[TaskConfig]
     loss: type[LossConfig]
-    #: ``module:attribute`` of the :class:`~orchestrator.tasks.base.Task` class ("" with a
-    #: ``runner``)
-    impl: str
+    #: ``module:attribute`` of the :class:`~orchestrator.tasks.base.Task` class, so that
+    #: torch is imported only in a trial ("" with a ``runner``); or the class itself
+    impl: str | type
     #: writes/checks the task's data once per sweep, in the driver, before trials start
     prepare: Callable[[Any, Path], None]
     #: validation metrics the task reports; objectives must be among these (or ``train/*``)
@@ -105,7 +105,7 @@ class TaskSpec:
         return self.loss
 
     def task_class(self) -> Any:
-        return _load(self.impl)
+        return _load(self.impl) if isinstance(self.impl, str) else self.impl
 
     def prepare_data(self) -> Callable[[Any, Path], None]:
         return self.prepare

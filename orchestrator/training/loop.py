@@ -24,15 +24,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from orchestrator.divergence import StopReason, build_rules
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
-from orchestrator.search_space.batch import (
+from orchestrator.config.batch import (
     AUTO,
     BatchPlan,
     backoff_micro,
     micro_candidates,
     plan_batch,
 )
+from orchestrator.divergence import StopReason, build_rules
+from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.tasks import get_task
 from orchestrator.training.memory import (
     check_simulated_limit,

@@ -305,6 +305,6 @@ register_task(
         prepare=prepare_data,
         val_metrics=VAL_METRICS,
         components=COMPONENTS,
-        runner="orchestrator.tasks.command.runner:run_command_trial",
+        runner="orchestrator.training.command_trial:run_command_trial",
     ),
 )
