@@ -173,7 +173,7 @@ def _sweep(path: str, overrides: list[str]) -> int:
     from orchestrator.config import load_sweep
 
     config = load_sweep(path, overrides)
-    from orchestrator.config.locations import check_locations
+    from orchestrator.tuning.locations import check_locations
 
     check_locations(config)
     from orchestrator.tuning import run_sweep
@@ -191,8 +191,8 @@ def _resume(sweep_dir: str, allow_change: list[str]) -> int:
     from pathlib import Path
 
     from orchestrator.config import load_sweep
-    from orchestrator.config.fingerprint import check_resume
-    from orchestrator.config.locations import check_locations
+    from orchestrator.tuning.fingerprint import check_resume
+    from orchestrator.tuning.locations import check_locations
 
     folder = Path(sweep_dir)
     resolved = folder / "sweep.yaml"

@@ -12,12 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.config.fingerprint import save_sweep
 from orchestrator.config.models import SweepConfig
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.fingerprint import save_sweep
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from orchestrator.config import load_sweep
-from orchestrator.config.fingerprint import FINGERPRINT_FILE, check_resume, save_sweep
 from orchestrator.errors import OrchestratorError
+from orchestrator.tuning.fingerprint import FINGERPRINT_FILE, check_resume, save_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
