@@ -26,6 +26,9 @@ class TaskSpec:
     #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
     #: that trains outside this process); ``impl`` is then empty. None: the loop + ``impl``
     runner: str | None = None
+    #: ``module:function(config, data_root)`` -> the train/val sets as MLflow dataset
+    #: records (:mod:`orchestrator.tracking.datasets`); None: the task names no data
+    describe: str | None = None
 
     def config_model(self) -> type[TaskConfig]:
         return _load(self.config)
@@ -42,6 +45,9 @@ class TaskSpec:
     def trial_runner(self) -> Any:
         return _load(self.runner) if self.runner else None
 
+    def describe_data(self) -> Any:
+        return _load(self.describe) if self.describe else None
+
 
 TASKS: dict[str, TaskSpec] = {
     "rtdetr": TaskSpec(
@@ -49,6 +55,7 @@ TASKS: dict[str, TaskSpec] = {
         loss="orchestrator.tasks.rtdetr.config:RTDetrLossConfig",
         impl="orchestrator.tasks.rtdetr.task:RTDetrTask",
         prepare="orchestrator.tasks.rtdetr.config:prepare_data",
+        describe="orchestrator.tasks.rtdetr.config:describe_data",
         val_metrics=("val/map", "val/map_50", "val/loss_raw"),
         components=("cls", "bbox", "giou"),
     ),
@@ -57,6 +64,7 @@ TASKS: dict[str, TaskSpec] = {
         loss="orchestrator.tasks.detector.config:DetectorLossConfig",
         impl="orchestrator.tasks.detector.task:DetectorTask",
         prepare="orchestrator.tasks.detector.config:prepare_data",
+        describe="orchestrator.tasks.detector.config:describe_data",
         val_metrics=("val/map", "val/map_50"),
         components=("cls", "bbox", "rpn_cls", "rpn_bbox"),
     ),
@@ -65,6 +73,7 @@ TASKS: dict[str, TaskSpec] = {
         loss="orchestrator.tasks.regression.config:RegressionLossConfig",
         impl="orchestrator.tasks.regression.task:RegressionTask",
         prepare="orchestrator.tasks.regression.config:prepare_data",
+        describe="orchestrator.tasks.regression.config:describe_data",
         val_metrics=("val/mse",),
         components=("mse", "l1"),
     ),
@@ -73,6 +82,7 @@ TASKS: dict[str, TaskSpec] = {
         loss="orchestrator.tasks.ram.config:RamLossConfig",
         impl="orchestrator.tasks.ram.task:RamTask",
         prepare="orchestrator.tasks.ram.config:prepare_data",
+        describe="orchestrator.tasks.ram.config:describe_data",
         val_metrics=("val/map", "val/f1", "val/precision", "val/recall"),
         components=("tag", "distill", "coarse"),
     ),

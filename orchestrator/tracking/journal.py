@@ -88,7 +88,7 @@ class Journal:
         self._ops: list[dict[str, Any]] = []
         self.created: set[str] = set()  # run keys with a create op
         self.last_step: dict[str, int] = {}  # run key -> highest metric step logged
-        self.models: set[str] = set()  # run keys with a ``model`` artifact upload
+        self.models: set[str] = set()  # run keys with a logged model (or ``model`` artifacts)
         if self.path.is_file():
             with self.path.open(encoding="utf-8") as f:
                 for line in f:
@@ -137,7 +137,10 @@ class Journal:
         key = op.get("key")
         if op.get("op") == "create_run" and key:
             self.created.add(key)
-        elif op.get("op") == "artifacts" and op.get("artifact_path") == "model" and key:
+        elif key and (
+            op.get("op") == "logged_model"
+            or (op.get("op") == "artifacts" and op.get("artifact_path") == "model")
+        ):
             self.models.add(key)
         elif op.get("op") == "log_batch" and key:
             steps = [int(m[3]) for m in op.get("metrics", [])]

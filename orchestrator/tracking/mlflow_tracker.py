@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Metric name prefixes logged as MLflow metrics; other result keys are Ray bookkeeping.
 METRIC_PREFIXES = ("train/", "val/")
+#: name of a trial's logged model (and of its weights folder in the trial directory)
+MODEL_NAME = "model"
 
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
@@ -65,6 +67,7 @@ class SweepTracker:
             )
         self.resumed = SWEEP_KEY in self.journal.created
         self._reopened: set[str] = set()
+        self._running: set[str] = set()  # trial runs started and not ended by this process
         self.writer = JournalWriter(self.journal, uri).start()
         SweepTracker._open[str(self.journal_dir)] = self
 
@@ -111,6 +114,7 @@ class SweepTracker:
 
     def start_trial(self, trial_id: str, name: str, params: dict[str, Any]) -> None:
         key = trial_key(trial_id)
+        self._running.add(key)
         if key in self.journal.created:
             self._reopen(key)  # a resumed trial continues its run
             return
@@ -152,9 +156,26 @@ class SweepTracker:
 
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         key = trial_key(trial_id)
+        self._running.discard(key)
         if key not in self.journal.created:
             return
         self._end(key, status, tags)
+
+    def end_running_trials(self, status: str, tags: dict[str, str]) -> int:
+        """End every trial run still open (a Ctrl-C stops trials without ending them);
+        returns how many. ``orchestrate resume`` sets them running again."""
+        keys = sorted(k for k in self._running if k in self.journal.created)
+        for key in keys:
+            self._end(key, status, tags)
+        self._running.clear()
+        return len(keys)
+
+    def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
+        """Record the data sets a trial trains and validates on as MLflow dataset inputs
+        (dicts of :func:`orchestrator.tracking.datasets.describe`)."""
+        key = trial_key(trial_id)
+        if datasets and key in self.journal.created:
+            self.journal.append({"op": "inputs", "key": key, "datasets": datasets})
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
         now = _now()
@@ -175,13 +196,20 @@ class SweepTracker:
     def log_artifact(self, path: str) -> None:
         self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
-    def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
-        """Upload a trial's folder (its final weights) into its child run."""
+    def log_trial_model(self, trial_id: str, local_dir: str, name: str = MODEL_NAME) -> bool:
+        """Log a trial's weights folder as an MLflow 3 logged model of its run, carrying
+        the run's last ``train/``/``val/`` values (``search_logged_models`` ranks by them)."""
         key = trial_key(trial_id)
         if key not in self.journal.created:
             return False
         self.journal.append(
-            {"op": "artifacts", "key": key, "path": local_dir, "artifact_path": artifact_path}
+            {
+                "op": "logged_model",
+                "key": key,
+                "name": name,
+                "path": local_dir,
+                "tags": {"orch.trial_id": trial_id},
+            }
         )
         return True
 
@@ -190,7 +218,7 @@ class SweepTracker:
         return trial_key(trial_id) in self.journal.models
 
     def register_best(self, trial_id: str, trial: str, alias: str = "best") -> None:
-        """Register the trial's ``model`` artifact under the sweep's name, alias ``alias``.
+        """Register the trial's logged model under the sweep's name, alias ``alias``.
 
         Applied by the writer like every other op; the version it gets is tagged on the
         parent run (``orch.registered_version``) and kept in :attr:`versions`.
@@ -200,7 +228,8 @@ class SweepTracker:
                 "op": "register",
                 "key": trial_key(trial_id),
                 "name": self.sweep_name,
-                "source": "runs:/{run_id}/model",
+                "model": MODEL_NAME,
+                "source": "runs:/{run_id}/" + MODEL_NAME,
                 "alias": alias,
                 "description": "Best trial of each orchestrator sweep of this name.",
                 "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},

@@ -138,6 +138,7 @@ def run_sweep(
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
+    datasets = _describe_data(config, data_root) if config.tracking.enabled else []
 
     tracker = None
     uri = None
@@ -202,7 +203,8 @@ def run_sweep(
         ]
         if tracker:
             tune_callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tune_callbacks += list(callbacks or [])
         tuner = tune.Tuner(
@@ -256,7 +258,9 @@ def run_sweep(
             repeat_interrupt = _InterruptWatch()
             try:
                 with repeat_interrupt:
-                    results = _fit_repeats(config, configs, trainable, storage, tracker, out)
+                    results = _fit_repeats(
+                        config, configs, trainable, storage, tracker, out, datasets
+                    )
             except BaseException:
                 _interrupted(tracker, config, sweep_dir, out)
                 raise
@@ -289,6 +293,18 @@ def run_sweep(
     return summary
 
 
+def _describe_data(config: SweepConfig, data_root: Path) -> list[dict[str, Any]]:
+    """The task's train/val sets as MLflow dataset records; none when it cannot say."""
+    describe = get_task(config.task.kind).describe_data()
+    if describe is None:
+        return []
+    try:
+        return list(describe(config.task, data_root))
+    except (OSError, ValueError) as exc:  # the data was checked; a description is a bonus
+        log.warning("could not describe the data sets for MLflow: %s", exc)
+        return []
+
+
 def _fit_repeats(
     config: SweepConfig,
     configs: list[dict[str, Any]],
@@ -296,6 +312,7 @@ def _fit_repeats(
     storage: str,
     tracker: Any,
     out: TextIO,
+    datasets: list[dict[str, Any]],
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Run the seed-repeat trials (a second Tune experiment, ``ray/repeats``, same MLflow
     parent); returns each trial's ``(config, last metrics)``."""
@@ -320,7 +337,8 @@ def _fit_repeats(
         ]
         if tracker:
             callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tuner = tune.Tuner(
             trainable,
@@ -391,8 +409,10 @@ class _InterruptWatch:
 
 
 def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
-    """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
+    """The parent run and the trials still running end KILLED (``orchestrate resume`` sets
+    them running again)."""
     if tracker:
+        tracker.end_running_trials("KILLED", {"orch.status": "interrupted"})
         tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
         _close_tracker(tracker, config, sweep_dir, out)
 

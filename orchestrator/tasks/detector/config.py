@@ -194,3 +194,10 @@ def prepare_data(config: DetectorTaskConfig, data_root: Path) -> None:
     from orchestrator.tasks.coco.source import prepare_detection_data
 
     prepare_detection_data(config.data, data_root)
+
+
+def describe_data(config: DetectorTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)

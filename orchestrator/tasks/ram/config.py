@@ -128,3 +128,35 @@ def prepare_data(config: RamTaskConfig, data_root: Path) -> None:
     teacher = config.teacher.checkpoint
     if teacher is not None and not Path(teacher).is_file():
         raise FileNotFoundError(f"task.teacher.checkpoint does not exist: {teacher}")
+
+
+def describe_data(config: RamTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records: images, distinct tags, tag labels."""
+    from orchestrator.tasks.ram.synthetic import folder_data
+    from orchestrator.tasks.ram.tags_file import read_tags
+    from orchestrator.tracking.datasets import TRAINING, VALIDATION, dataset_record
+
+    data = config.data
+    folder = folder_data(Path(data_root), data) if isinstance(data, RamSyntheticData) else data
+    records = []
+    for split, context, images, tags_file in (
+        ("train", TRAINING, folder.train_images, folder.train_tags),
+        ("val", VALIDATION, folder.val_images, folder.val_tags),
+    ):
+        tags = read_tags(tags_file)
+        profile = {
+            "num_images": len(tags),
+            "num_tags": len({t for image_tags in tags.values() for t in image_tags}),
+            "num_labels": sum(len(t) for t in tags.values()),
+        }
+        records.append(
+            dataset_record(
+                f"{data.kind}-{split}",
+                context,
+                tags_file,
+                profile,
+                files=[tags_file],
+                folders=[images],
+            )
+        )
+    return records

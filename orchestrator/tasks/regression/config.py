@@ -55,3 +55,27 @@ class RegressionLossConfig(LossConfig):
 
 def prepare_data(config: RegressionTaskConfig, data_root: Path) -> None:
     """Nothing to prepare: the data is generated in memory from ``data_seed``."""
+
+
+def describe_data(config: RegressionTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The generated train/val sets as MLflow dataset records (digest: what generates them)."""
+    from orchestrator.tracking.datasets import TRAINING, VALIDATION, dataset_record
+
+    recipe = {
+        "data_seed": config.data_seed,
+        "features": config.features,
+        "noise": config.noise,
+    }
+    return [
+        dataset_record(
+            f"regression-{split}",
+            context,
+            f"generated:regression?seed={config.data_seed}",
+            {"num_samples": count, "features": config.features},
+            extra={**recipe, "split": split, "count": count},
+        )
+        for split, context, count in (
+            ("train", TRAINING, config.num_train),
+            ("val", VALIDATION, config.num_val),
+        )
+    ]

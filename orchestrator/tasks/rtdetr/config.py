@@ -169,3 +169,10 @@ def synthetic_spec(data: SyntheticData) -> SyntheticSpec:
         max_objects=data.max_objects,
         seed=data.seed,
     )
+
+
+def describe_data(config: RTDetrTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)
