@@ -188,3 +188,21 @@ def test_dataset_digest_covers_label_bytes_and_image_listing(tmp_path):
     again = dataset_record("d", "validation", labels, {"n": 2}, files=[labels],
                            folders=[tmp_path / "img"])  # fmt: skip
     assert again["digest"] != expected
+
+
+def test_promote_points_the_alias_at_another_trials_logged_model(tmp_path, store):
+    from orchestrator.compare.promote import promote
+
+    tracker = _two_trial_sweep(tmp_path, store, [])
+    runs = tracker.trial_runs
+    tracker.close()
+    client = MlflowClient(store)
+    (t1_model,) = client.search_logged_models(
+        [client.get_experiment_by_name("exp").experiment_id],
+        filter_string=f"source_run_id = '{runs['t1']}'",
+    )
+    done = promote(client, runs["t1"], "steadier curve", user="tester")
+    assert (done.registered_now, done.previous, done.version) == (True, "1", "2")
+    version = client.get_model_version_by_alias("sweepy", "best")
+    assert str(version.version) == "2" and version.source == f"models:/{t1_model.model_id}"
+    assert version.tags["orch.promoted_reason"] == "steadier curve"
