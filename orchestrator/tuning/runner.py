@@ -119,6 +119,7 @@ def run_sweep(
     from orchestrator.tuning.schedulers import build_scheduler
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
+    from orchestrator.tuning.study_storage import open_storage, study_name
 
     if resume_dir is None:
         sweep_dir = make_sweep_dir(config)
@@ -186,7 +187,15 @@ def run_sweep(
         if len(objectives) == 1:
             metric, mode = objectives[0].metric, objectives[0].mode
         search = SweepSearch(
-            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+            space=SearchSpace(config),
+            metric=metric,
+            mode=mode,
+            sampler=_sampler(config),
+            # Optuna's own storage, for optuna-dashboard (resume restores this searcher,
+            # storage included, from Tune's snapshot: one study per sweep)
+            storage=open_storage(config.sweep.optuna_storage, sweep_dir),
+            study_name=study_name(sweep_dir),
+            tracker=tracker,
         )
         scheduler = build_scheduler(config)
         if config.stopping.scheduler.kind != "none":

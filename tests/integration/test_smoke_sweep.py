@@ -107,17 +107,33 @@ def test_reported_best_trial_is_the_best_in_mlflow(smoke_run):
     assert parent.data.tags["orch.best_run_id"] == best["run_id"]
 
 
-def test_trial_weights_are_artifacts_and_the_best_model_is_registered(smoke_run):
+def test_trial_weights_are_logged_models_and_the_best_is_registered(smoke_run):
     _, summary, uri = smoke_run
     from mlflow import MlflowClient
 
+    from tests.integration.trial_ends import model_files
+
     client = MlflowClient(tracking_uri=uri)
+    ids = {}
     for row in summary["trials"]:
-        names = [a.path for a in client.list_artifacts(row["run_id"], "model")]
-        assert "model/model.pt" in names and "model/batch_plan.json" in names
+        ids[row["run_id"]], names = model_files(client, row["run_id"])
+        assert {"model.pt", "batch_plan.json", "MLmodel"} <= names
+        run = client.get_run(row["run_id"])
+        assert run.info.status == "FINISHED"
+        contexts = {i.dataset.name: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
+        assert contexts == {"synthetic-train": ["training"], "synthetic-val": ["validation"]}
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # MLflow's own ranking of the trials' models agrees with the sweep's best trial
+    ranked = client.search_logged_models(
+        [experiment.experiment_id],
+        order_by=[{"field_name": "metrics.val/map", "ascending": False}],
+    )
     best = summary["best"][0]
+    assert ranked[0].source_run_id == best["run_id"]
     version = client.get_model_version_by_alias("smoke", "best")
     assert version.run_id == best["run_id"]
+    assert version.source == f"models:/{ids[best['run_id']]}"
     assert version.tags["orch.trial"] == best["trial"]
     assert version.tags["orch.sweep_run_id"] == summary["parent_run_id"]
     parent_files = [a.path for a in client.list_artifacts(summary["parent_run_id"])]

@@ -95,9 +95,7 @@ def test_datasets_are_run_inputs_with_digest_and_profile(tmp_path, store):
         assert ds.name == "synthetic-train" and ds.digest == datasets[0]["digest"]
         assert json.loads(ds.source) == {"uri": str(tmp_path / "train.json")}
         assert json.loads(ds.profile) == {"num_images": 1}
-        assert [(t.key, t.value) for t in inputs[0].tags] == [
-            ("mlflow.data.context", "training")
-        ]
+        assert [(t.key, t.value) for t in inputs[0].tags] == [("mlflow.data.context", "training")]
     tracker.close()
 
 
@@ -113,8 +111,8 @@ def test_replayed_model_register_and_dataset_ops_make_no_duplicates(tmp_path, st
     writer.stop()
     client = MlflowClient(store)
     models = client.search_logged_models([state["experiment_id"]])
-    assert sorted(m.source_run_id for m in models) == sorted(state["runs"][k] for k in
-                                                             (trial_key("t1"), trial_key("t2")))  # fmt: skip
+    trial_runs = [state["runs"][trial_key(t)] for t in ("t1", "t2")]
+    assert sorted(m.source_run_id for m in models) == sorted(trial_runs)
     assert len(client.search_model_versions("name='sweepy'")) == 1
     for key in (trial_key("t1"), trial_key("t2")):
         run = client.get_run(state["runs"][key])
@@ -133,7 +131,10 @@ def test_a_half_uploaded_model_is_finished_on_replay_not_duplicated(tmp_path, st
     exp = client.get_experiment_by_name("exp").experiment_id
     run_id = tracker.trial_runs["t1"]
     client.create_logged_model(
-        exp, name="model", source_run_id=run_id, tags={"orch.journal_key": "sweep-1/trial:t1/model"}
+        exp,
+        name="model",
+        source_run_id=run_id,
+        tags={"orch.journal_key": "sweep-1/trial:t1/model"},
     )
     tracker.log_trial_model("t1", str(_weights(tmp_path / "m", b"w")))
     assert tracker.flush(60)
