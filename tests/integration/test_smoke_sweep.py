@@ -160,3 +160,57 @@ def test_compare_reads_the_real_sweep_back(smoke_run, tmp_path):
     assert first, md
     finals = {r["trial"]: r["metrics"]["val/map"] for r in summary["trials"]}
     assert float(first.group(2)) == pytest.approx(max(finals.values()), abs=1e-4)
+
+
+def test_optuna_study_is_in_the_sweep_folder_with_curves_and_run_ids(smoke_run):
+    import optuna
+
+    from orchestrator.tuning.study_storage import open_storage, study_name
+
+    _, summary, _ = smoke_run
+    sweep_dir = Path(summary["sweep_dir"])
+    study = optuna.load_study(
+        study_name=study_name(sweep_dir), storage=open_storage(None, sweep_dir)
+    )
+    rows = {r["run_id"]: r for r in summary["trials"]}
+    assert len(study.trials) == len(rows) == 2
+    for trial in study.trials:
+        row = rows[trial.user_attrs["mlflow.run_id"]]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.user_attrs["orch.trial_id"] == row["trial_id"]
+        # one intermediate value per epoch (Tune iteration), the last = the final objective
+        assert sorted(trial.intermediate_values) == [1, 2]
+        assert trial.intermediate_values[2] == pytest.approx(row["metrics"]["val/map"])
+        assert trial.value == pytest.approx(row["metrics"]["val/map"])
+
+
+def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run):
+    import time
+    import urllib.request
+
+    from tests.integration.local_ray_cluster import free_ports
+
+    _, summary, _ = smoke_run
+    (port,) = free_ports(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "dashboard", summary["sweep_dir"],
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        body = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                time.sleep(1)
+        studies = json.loads(body)["studies"]
+        assert [s["study_name"] for s in studies] == [Path(summary["sweep_dir"]).name]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
