@@ -294,6 +294,9 @@ class TrackingConfig(StrictModel):
     #: at the end of a sweep, how long to wait for MLflow to take the buffered writes
     #: before leaving them in the sweep folder for ``orchestrate sync``
     flush_timeout_s: float = Field(default=60.0, ge=0)
+    #: seconds between system-metric samples in each trial (CPU, memory, GPU: MLflow's
+    #: System metrics tab); 0 turns sampling off
+    system_metrics_s: float = Field(default=10.0, ge=0)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

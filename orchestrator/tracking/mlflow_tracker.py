@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.reserved import SYSTEM_SAMPLES
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
 
 #: Metric name prefixes logged as MLflow metrics; other result keys are Ray bookkeeping.
 METRIC_PREFIXES = ("train/", "val/")
+#: MLflow's prefix of system metrics (its UI's System metrics tab)
+SYSTEM_PREFIX = "system/"
 #: name of a trial's logged model (and of its weights folder in the trial directory)
 MODEL_NAME = "model"
 
@@ -68,6 +71,7 @@ class SweepTracker:
         self.resumed = SWEEP_KEY in self.journal.created
         self._reopened: set[str] = set()
         self._running: set[str] = set()  # trial runs started and not ended by this process
+        self._system_steps: dict[str, int] = {}  # run key -> system-metric samples logged
         self.writer = JournalWriter(self.journal, uri).start()
         SweepTracker._open[str(self.journal_dir)] = self
 
@@ -146,6 +150,7 @@ class SweepTracker:
         ]
         if key in self._reopened and step <= self.journal.last_step.get(key, -1):
             metrics = []  # a restarted trial re-reporting steps its run already has
+        self._log_system(key, result.get(SYSTEM_SAMPLES))
         tags = [
             [k, str(v)]
             for k, v in result.items()
@@ -153,6 +158,21 @@ class SweepTracker:
         ]
         if metrics or tags:
             self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
+
+    def _log_system(self, key: str, samples: Any) -> None:
+        """System metrics sampled in the trial, as MLflow's ``system/...`` metrics: one
+        step per sample, counted per run, as MLflow's own monitor does. Their own op kind
+        (applied like ``log_batch``), so their steps never count as training steps."""
+        if not isinstance(samples, list) or not samples:
+            return
+        first = self._system_steps.get(key, 0)
+        rows = [
+            [SYSTEM_PREFIX + name, float(value), int(time_ms), first + offset]
+            for offset, (time_ms, values) in enumerate(samples)
+            for name, value in values.items()
+        ]
+        self._system_steps[key] = first + len(samples)
+        self.journal.append({"op": "log_system", "key": key, "metrics": rows})
 
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         key = trial_key(trial_id)

@@ -256,6 +256,11 @@ class JournalWriter:
         for i in range(0, len(tags), 100):
             self.client.log_batch(run_id, tags=tags[i : i + 100])
 
+    def _op_log_system(self, op: dict[str, Any]) -> None:
+        """System metrics of a trial (a ``log_batch`` the journal keeps apart from the
+        training steps it tracks for resume)."""
+        self._op_log_batch(op)
+
     def _op_set_status(self, op: dict[str, Any]) -> None:
         run_id = self._run_id(op["key"])
         if op["status"] == "RUNNING":
