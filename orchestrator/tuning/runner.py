@@ -291,7 +291,8 @@ def run_sweep(
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
-    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    experiment_id = tracker.writer.state.experiment_id if tracker else None
+    out.write(render_summary(summary, ui_command(uri, experiment_id) if uri else None))
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 

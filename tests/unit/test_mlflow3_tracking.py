@@ -207,3 +207,19 @@ def test_promote_points_the_alias_at_another_trials_logged_model(tmp_path, store
     version = client.get_model_version_by_alias("sweepy", "best")
     assert str(version.version) == "2" and version.source == f"models:/{t1_model.model_id}"
     assert version.tags["orch.promoted_reason"] == "steadier curve"
+
+
+def test_ui_command_links_the_runs_table_in_the_model_training_layout():
+    from orchestrator.tracking.uri import ui_command
+
+    assert (
+        ui_command("sqlite:////w/mlflow.db")
+        == "mlflow ui --backend-store-uri sqlite:////w/mlflow.db"
+    )
+    assert ui_command("sqlite:////w/mlflow.db", "7") == (
+        "mlflow ui --backend-store-uri sqlite:////w/mlflow.db, then "
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert ui_command("http://h:5000/", "7") == (
+        "open http://h:5000/#/experiments/7/runs?workflowType=machine_learning in a browser"
+    )
