@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
+from orchestrator.config.divergence import Objective, RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -65,3 +70,36 @@ class CollapseDetector(DivergenceDetector):
                 return StopReason("collapse", detail, i)
             best = v if best is None else max(best, v)
         return None
+
+
+#: what collapse watches when neither it nor a maximised objective names a metric
+DEFAULT_METRIC = "val/map"
+
+
+@register_rule
+class CollapseRule(RuleConfig):
+    """A maximised metric that stays dead or falls far from its best."""
+
+    name: ClassVar[str] = "collapse"
+    priority: ClassVar[int] = 80
+    detector: ClassVar[type[DivergenceDetector]] = CollapseDetector
+
+    #: null: the primary objective when it is maximised, else ``val/map``
+    metric: str | None = Field(None, min_length=1)
+    #: below this after ``min_evals`` evaluations: the run never learned
+    floor: float | None = Field(0.02, gt=0)
+    min_evals: int = Field(10, ge=1)
+    #: a fall by this fraction of the best value stops the run ...
+    drop: float | None = Field(0.5, gt=0, lt=1)
+    #: ... once the best reached this much (a fall from near zero is noise)
+    min_best: float = Field(0.05, gt=0)
+
+    def build(self, objective: Objective) -> DivergenceDetector:
+        """Without a metric, collapse watches a maximised objective; a minimised one cannot
+        collapse towards zero, so ``val/map`` is watched instead (and the rule stays silent
+        where it is not reported)."""
+        settings = self.settings()
+        if settings["metric"] is None:
+            maximised = objective is not None and objective[1] == "max"
+            settings["metric"] = objective[0] if objective and maximised else DEFAULT_METRIC
+        return CollapseDetector(**settings)

@@ -11,26 +11,30 @@ while too few trials are comparable and others wait) is replayed as CONTINUE.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
+from orchestrator.config.models import SCHEDULERS, SchedulerConfig
 from orchestrator.divergence import DivergenceDetector
 from orchestrator.replay.curves import Curve
 from orchestrator.tuning.schedulers import TIME_ATTR
 
-SchedulerKind = Literal["none", "asha", "median"]
-
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """What a replay needs to build a scheduler; ``safe`` False gives Ray's own class."""
+    """A registered scheduler's settings; ``safe`` False gives Ray's own class."""
 
-    kind: SchedulerKind = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
-    brackets: int = 1
-    min_samples_required: int = 3
+    config: SchedulerConfig = field(default_factory=SCHEDULERS.default_factory())
     safe: bool = True
+
+    @classmethod
+    def of(cls, kind: str, *, safe: bool = True, **settings: Any) -> SchedulerSpec:
+        """``kind`` from the scheduler registry with ``settings`` (validated)."""
+        return cls(SCHEDULERS.get(kind).model_validate({"kind": kind, **settings}), safe)
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
 
 @dataclass(frozen=True)
@@ -75,34 +79,6 @@ class _Controller:
         return []
 
 
-def build_scheduler(spec: SchedulerSpec, metric: str, mode: str, max_t: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
-
-    from orchestrator.tuning.safe_schedulers import SafeASHAScheduler, SafeMedianStoppingRule
-
-    if spec.kind == "asha":
-        cls = SafeASHAScheduler if spec.safe else ASHAScheduler
-        return cls(
-            time_attr=TIME_ATTR,
-            metric=metric,
-            mode=mode,
-            max_t=max_t,
-            grace_period=spec.grace_period,
-            reduction_factor=spec.reduction_factor,
-            brackets=spec.brackets,
-        )
-    if spec.kind == "median":
-        mcls = SafeMedianStoppingRule if spec.safe else MedianStoppingRule
-        return mcls(
-            time_attr=TIME_ATTR,
-            metric=metric,
-            mode=mode,
-            grace_period=spec.grace_period,
-            min_samples_required=spec.min_samples_required,
-        )
-    return FIFOScheduler()
-
-
 def replay(
     curves: list[Curve],
     policy: Policy,
@@ -117,7 +93,8 @@ def replay(
 
     np.random.seed(0)  # ASHA picks a bracket at random when there are several
     max_t = max_t or max(len(c.history) for c in curves)
-    scheduler = build_scheduler(policy.scheduler, metric, mode, max_t)
+    spec = policy.scheduler
+    scheduler: Any = spec.config.build(metric=metric, mode=mode, max_t=max_t, safe=spec.safe)
     controller = _Controller()
     outcomes: dict[str, Outcome] = {}
     ids = {id(c): f"{i:05d}" for i, c in enumerate(curves)}
@@ -129,8 +106,7 @@ def replay(
         while pending and len(running) < concurrency:
             curve = pending.popleft()
             trial = _Trial(ids[id(curve)])
-            if policy.scheduler.kind != "none":
-                scheduler.on_trial_add(controller, trial)
+            scheduler.on_trial_add(controller, trial)
             running.append((curve, trial))
             position[trial.trial_id] = 0
         still: list[tuple[Curve, _Trial]] = []
@@ -162,15 +138,11 @@ def _step(
     if policy.rules is not None:
         reason = policy.rules.check(curve.history[: i + 1])
         if reason is not None:
-            if policy.scheduler.kind != "none":
-                scheduler.on_trial_complete(controller, trial, dict(result, done=True))
+            scheduler.on_trial_complete(controller, trial, dict(result, done=True))
             return Outcome(curve.trial, i + 1, total, "rules", reason.code, reason.detail)
     if i + 1 == total:
-        if policy.scheduler.kind != "none":
-            scheduler.on_trial_complete(controller, trial, dict(result, done=True))
+        scheduler.on_trial_complete(controller, trial, dict(result, done=True))
         return Outcome(curve.trial, total, total, None)
-    if policy.scheduler.kind == "none":
-        return None
     if scheduler.on_trial_result(controller, trial, result) == TrialScheduler.STOP:
         scheduler.on_trial_complete(controller, trial, dict(result, done=True))
         return Outcome(curve.trial, i + 1, total, "scheduler")

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 
 class TagNetConfig(StrictModel):
@@ -160,3 +161,21 @@ def describe_data(config: RamTaskConfig, data_root: Path) -> list[dict[str, obje
             )
         )
     return records
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/f1", "val/precision", "val/recall")
+COMPONENTS: tuple[str, ...] = ("tag", "distill", "coarse")
+
+register_task(
+    "ram",
+    TaskSpec(
+        config=RamTaskConfig,
+        loss=RamLossConfig,
+        impl="orchestrator.tasks.ram.task:RamTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

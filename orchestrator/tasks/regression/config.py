@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import LossConfig, TaskConfig, TaskSpec, register_task
 
 
 class FaultConfig(StrictModel):
@@ -79,3 +80,21 @@ def describe_data(config: RegressionTaskConfig, data_root: Path) -> list[dict[st
             ("val", VALIDATION, config.num_val),
         )
     ]
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/mse",)
+COMPONENTS: tuple[str, ...] = ("mse", "l1")
+
+register_task(
+    "regression",
+    TaskSpec(
+        config=RegressionTaskConfig,
+        loss=RegressionLossConfig,
+        impl="orchestrator.tasks.regression.task:RegressionTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)
