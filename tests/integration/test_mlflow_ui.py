@@ -59,7 +59,7 @@ def store(tmp_path_factory):
         tracker.end_trial(tid, "FINISHED", {"orch.status": "completed"})
     tracker.register_best("t2", "trial-2")
     tracker.end_sweep({"orch.num_trials": 2})
-    assert tracker.flush(120)
+    assert tracker.flush(600), tracker.writer.last_error
     experiment_id = tracker.writer.state.experiment_id
     runs = tracker.trial_runs
     tracker.close()
