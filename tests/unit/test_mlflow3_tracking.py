@@ -40,7 +40,7 @@ def _two_trial_sweep(tmp_path, store, datasets):
         tracker.end_trial(tid, "FINISHED", {"orch.status": "completed"})
     tracker.register_best("t2", "trial-t2")
     tracker.end_sweep({"orch.num_trials": 2})
-    assert tracker.flush(120)
+    assert tracker.flush(300)
     return tracker
 
 
@@ -125,7 +125,7 @@ def test_a_half_uploaded_model_is_finished_on_replay_not_duplicated(tmp_path, st
     tracker.start_sweep({}, {})
     tracker.start_trial("t1", "trial-1", {})
     tracker.log_result("t1", {"val/map": 0.5}, 1)
-    assert tracker.flush(60)
+    assert tracker.flush(300)
     # a kill after the model was created and before its upload finished: PENDING
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("exp").experiment_id
@@ -137,7 +137,7 @@ def test_a_half_uploaded_model_is_finished_on_replay_not_duplicated(tmp_path, st
         tags={"orch.journal_key": "sweep-1/trial:t1/model"},
     )
     tracker.log_trial_model("t1", str(_weights(tmp_path / "m", b"w")))
-    assert tracker.flush(60)
+    assert tracker.flush(300)
     (model,) = client.search_logged_models([exp])
     assert str(model.status) == "READY"
     assert {f.path for f in client.list_logged_model_artifacts(model.model_id)} == {
@@ -152,7 +152,7 @@ def test_experiment_kind_a_user_chose_is_kept(tmp_path, store):
     exp = client.create_experiment("exp", tags={"mlflow.experimentKind": "genai_development"})
     tracker = SweepTracker(store, "exp", "s", tmp_path / "sweep-1" / "tracking", fsync=False)
     tracker.start_sweep({}, {})
-    assert tracker.flush(60)
+    assert tracker.flush(300)
     assert client.get_experiment(exp).tags["mlflow.experimentKind"] == "genai_development"
     tracker.close()
 
@@ -165,7 +165,7 @@ def test_ctrl_c_ends_the_trials_still_running_killed(tmp_path, store):
     tracker.end_trial("t1", "FINISHED", {})
     tracker.end_trial("t2", "FAILED", {"orch.status": "error"})
     assert tracker.end_running_trials("KILLED", {"orch.status": "interrupted"}) == 1
-    assert tracker.flush(60)
+    assert tracker.flush(300)
     client = MlflowClient(store)
     runs = tracker.trial_runs
     statuses = {t: client.get_run(runs[t]).info.status for t in ("t1", "t2", "t3")}
