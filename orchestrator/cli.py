@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="give up after this many seconds (300)"
     )
 
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="open the sweep's Optuna study in optuna-dashboard (127.0.0.1)",
+        description="Serve optuna-dashboard on the sweep's Optuna study (its journal file, "
+        "or sweep.optuna_storage) on 127.0.0.1. Needs: pip install 'orchestrator[dashboard]'.",
+    )
+    dashboard.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (8080)")
+
     replay = sub.add_parser(
         "replay",
         help="replay recorded curves through the stopping rules and schedulers",
@@ -141,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from orchestrator.tracking.sync import sync_command
 
             return sync_command(args.sweep_dir, args.tracking_uri, args.timeout)
+        if args.command == "dashboard":
+            from orchestrator.tuning.dashboard import dashboard_command
+
+            return dashboard_command(args.sweep_dir, args.port)
         if args.command in ("launch", "jobs"):
             return run_launch(args)
     except OrchestratorError as exc:

@@ -134,7 +134,7 @@ class Journal:
         self._marks: list[tuple[int, bytes]] = []
         self.created: set[str] = set()  # run keys with a create op
         self.last_step: dict[str, int] = {}  # run key -> highest metric step logged
-        self.models: set[str] = set()  # run keys with a ``model`` artifact upload
+        self.models: set[str] = set()  # run keys with a logged model (or ``model`` artifacts)
         self.damaged: list[Damage] = []  # lines of the file that are not ops
         self.set_aside: list[Damage] = []  # torn last lines this object cut off
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -259,7 +259,10 @@ class Journal:
         key = op.get("key")
         if op.get("op") == "create_run" and key:
             self.created.add(key)
-        elif op.get("op") == "artifacts" and op.get("artifact_path") == "model" and key:
+        elif key and (
+            op.get("op") == "logged_model"
+            or (op.get("op") == "artifacts" and op.get("artifact_path") == "model")
+        ):
             self.models.add(key)
         elif op.get("op") == "log_batch" and key:
             steps = [int(m[3]) for m in op.get("metrics", [])]

@@ -110,6 +110,7 @@ def run_sweep(
     from orchestrator.tuning.schedulers import build_scheduler
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
+    from orchestrator.tuning.study_storage import open_storage, study_name
 
     if resume_dir is None:
         sweep_dir = make_sweep_dir(config)
@@ -126,6 +127,7 @@ def run_sweep(
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
+    datasets = _describe_data(config, data_root) if config.tracking.enabled else []
 
     tracker = None
     uri = None
@@ -173,7 +175,15 @@ def run_sweep(
         if len(objectives) == 1:
             metric, mode = objectives[0].metric, objectives[0].mode
         search = SweepSearch(
-            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+            space=SearchSpace(config),
+            metric=metric,
+            mode=mode,
+            sampler=_sampler(config),
+            # Optuna's own storage, for optuna-dashboard (resume restores this searcher,
+            # storage included, from Tune's snapshot: one study per sweep)
+            storage=open_storage(config.sweep.optuna_storage, sweep_dir),
+            study_name=study_name(sweep_dir),
+            tracker=tracker,
         )
         scheduler = build_scheduler(config)
         if config.stopping.scheduler.kind != "none":
@@ -190,7 +200,8 @@ def run_sweep(
         ]
         if tracker:
             tune_callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tune_callbacks += list(callbacks or [])
         tuner = tune.Tuner(
@@ -244,7 +255,9 @@ def run_sweep(
             repeat_interrupt = _InterruptWatch()
             try:
                 with repeat_interrupt:
-                    results = _fit_repeats(config, configs, trainable, storage, tracker, out)
+                    results = _fit_repeats(
+                        config, configs, trainable, storage, tracker, out, datasets
+                    )
             except BaseException:
                 _interrupted(tracker, config, sweep_dir, out)
                 raise
@@ -266,7 +279,8 @@ def run_sweep(
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
-    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    experiment_id = tracker.writer.state.experiment_id if tracker else None
+    out.write(render_summary(summary, ui_command(uri, experiment_id) if uri else None))
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 
@@ -277,6 +291,18 @@ def run_sweep(
     return summary
 
 
+def _describe_data(config: SweepConfig, data_root: Path) -> list[dict[str, Any]]:
+    """The task's train/val sets as MLflow dataset records; none when it cannot say."""
+    describe = get_task(config.task.kind).describe_data()
+    if describe is None:
+        return []
+    try:
+        return list(describe(config.task, data_root))
+    except (OSError, ValueError) as exc:  # the data was checked; a description is a bonus
+        log.warning("could not describe the data sets for MLflow: %s", exc)
+        return []
+
+
 def _fit_repeats(
     config: SweepConfig,
     configs: list[dict[str, Any]],
@@ -284,6 +310,7 @@ def _fit_repeats(
     storage: str,
     tracker: Any,
     out: TextIO,
+    datasets: list[dict[str, Any]],
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Run the seed-repeat trials (a second Tune experiment, ``ray/repeats``, same MLflow
     parent); returns each trial's ``(config, last metrics)``."""
@@ -308,7 +335,8 @@ def _fit_repeats(
         ]
         if tracker:
             callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tuner = tune.Tuner(
             trainable,
@@ -379,8 +407,10 @@ class _InterruptWatch:
 
 
 def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
-    """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
+    """The parent run and the trials still running end KILLED (``orchestrate resume`` sets
+    them running again)."""
     if tracker:
+        tracker.end_running_trials("KILLED", {"orch.status": "interrupted"})
         tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
         _close_tracker(tracker, config, sweep_dir, out)
 
