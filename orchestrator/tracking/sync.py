@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.redact import mask_userinfo
 from orchestrator.tracking.journal import OPS_FILE, Journal, iter_failed
 
 META_FILE = "meta.json"
@@ -34,7 +35,8 @@ def sync_command(sweep_dir: str, uri: str | None, timeout: float) -> int:
     except JournalBusyError as exc:
         raise OrchestratorError(str(exc)) from None
     before = writer.pending
-    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {target} ...")
+    shown = mask_userinfo(target)
+    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {shown} ...")
     done = writer.drain(timeout)
     writer.stop()
     journal.close()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.redact import mask_userinfo
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -304,7 +305,8 @@ class _Rejected(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    # MLflow's messages quote the request URL, user info included
+    text = mask_userinfo(str(exc)).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 

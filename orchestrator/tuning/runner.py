@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import yaml
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.redact import mask_userinfo, strip_credentials, strip_userinfo
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
@@ -89,14 +90,16 @@ def run_sweep(
     out: TextIO | None = None,
     callbacks: list[Any] | None = None,
     resume_dir: Path | None = None,
+    sweep_dir: Path | None = None,
 ) -> SweepSummary:
     """Run the whole sweep in this process (the Ray driver) and return its summary.
 
     ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers). ``resume_dir``
     continues the sweep of that folder (``orchestrate resume``): Tune's experiment state and
     the searcher's history are restored, finished trials stay finished, unfinished ones run
-    again and continue their MLflow child runs. Raises :class:`SweepInterrupted` after a
-    Ctrl-C, once the sweep's state is saved.
+    again and continue their MLflow child runs. ``sweep_dir`` starts the sweep in that folder
+    (``orchestrate sweep --dir``) instead of a new ``<sweep.dir>/<name>-<timestamp>``.
+    Raises :class:`SweepInterrupted` after a Ctrl-C, once the sweep's state is saved.
     """
     out = out or sys.stdout
     started = time.monotonic()
@@ -120,12 +123,15 @@ def run_sweep(
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
 
+    # what is saved and shipped to trials: credentials in URIs stay in this process
+    shipped = strip_credentials(config.model_dump(by_alias=True, mode="json"))
     if resume_dir is None:
-        sweep_dir = make_sweep_dir(config)
+        if sweep_dir is None:
+            sweep_dir = make_sweep_dir(config)
+        sweep_dir = Path(sweep_dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         resolved_file = sweep_dir / "sweep.yaml"
-        resolved_file.write_text(
-            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-        )
+        resolved_file.write_text(yaml.safe_dump(shipped, sort_keys=False))
     else:
         sweep_dir = Path(resume_dir).resolve()
         resolved_file = sweep_dir / "sweep.yaml"
@@ -161,7 +167,7 @@ def run_sweep(
     storage = str(sweep_dir / "ray")
     trainable = tune.with_resources(
         make_trainable(
-            config.model_dump(by_alias=True, mode="json"),
+            shipped,
             str(data_root),
             config.resources,
             storage,
@@ -267,7 +273,7 @@ def run_sweep(
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
-        tracking_uri=uri,
+        tracking_uri=strip_userinfo(uri) if uri else None,
         parent_run_id=tracker.parent_id if tracker else None,
         objectives=[o.model_dump() for o in objectives],
         trials=rows,
@@ -278,7 +284,7 @@ def run_sweep(
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
-    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    out.write(render_summary(summary, mask_userinfo(ui_command(uri)) if uri else None))
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 
