@@ -43,14 +43,17 @@ def _driver(file: Path, folder: Path, cluster: LocalRayCluster, uri: str, log: P
     )  # fmt: skip
 
 
-def _started(cluster: LocalRayCluster) -> LocalRayCluster:
-    # on a loaded machine `ray start` can miss Ray's own start-up deadline; once more
-    try:
-        cluster.start()
-    except RuntimeError:
-        cluster.stop()
-        cluster.temp_dir.mkdir()
-        cluster.start()
+def _started(cluster: LocalRayCluster, attempts: int = 3) -> LocalRayCluster:
+    # on a loaded machine `ray start` can miss Ray's own 30 s start-up deadline
+    for attempt in range(attempts):
+        try:
+            cluster.start()
+            return cluster
+        except RuntimeError:
+            cluster.stop()
+            if attempt == attempts - 1:
+                raise
+            cluster.temp_dir.mkdir()
     return cluster
 
 
