@@ -50,8 +50,13 @@ def plan_folder(folder: Path, config: SweepConfig) -> FolderPlan:
             f"--dir, or `orchestrate resume {folder}` to continue the saved one"
         )
     from ray import tune
+    from ray.tune.execution.tune_controller import TuneController
 
-    if tune.Tuner.can_restore(str(folder / "ray" / "tune")):
+    tune_dir = folder / "ray" / "tune"
+    # tuner.pkl is written at the start, the experiment state only by the first snapshot:
+    # a driver killed in between left nothing that Tuner.restore could continue
+    snapshots = list(tune_dir.glob(TuneController.CKPT_FILE_TMPL.format("*")))
+    if tune.Tuner.can_restore(str(tune_dir)) and snapshots:
         return FolderPlan.RESUME
     return FolderPlan.RESTART
 

@@ -145,6 +145,14 @@ def test_dir_plan_start_restart_and_refusals(tmp_path):
     assert "planted-pw" not in (tmp_path / "same" / "sweep.yaml").read_text()
     # saved without credentials, compared without them: still the same sweep
     assert plan_folder(tmp_path / "same", _config()) is FolderPlan.RESTART
+    # Tune writes tuner.pkl first and its experiment state with the first snapshot: a driver
+    # killed in between left nothing to restore (names as Ray 2.60 writes them)
+    tune_dir = tmp_path / "same" / "ray" / "tune"
+    tune_dir.mkdir(parents=True)
+    (tune_dir / "tuner.pkl").write_bytes(b"x")
+    assert plan_folder(tmp_path / "same", _config()) is FolderPlan.RESTART
+    (tune_dir / "experiment_state-2026-12-02_15-15-17.json").write_text("{}")
+    assert plan_folder(tmp_path / "same", _config()) is FolderPlan.RESUME
     other = _config(BASE.replace("epochs: 1", "epochs: 2"))
     with pytest.raises(OrchestratorError, match=r"sweep \(train\.epochs: saved 1, now 2\)"):
         plan_folder(tmp_path / "same", other)
