@@ -41,8 +41,8 @@ def plan_folder(folder: Path, config: SweepConfig) -> FolderPlan:
             f"--dir {folder}: the folder is not empty and holds no {SWEEP_FILE}; "
             "give an empty or new folder, or the folder of this same sweep"
         )
-    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
-    now = _comparable(config)
+    saved = _where_it_runs_removed(yaml.safe_load(saved_file.read_text(encoding="utf-8")))
+    now = _where_it_runs_removed(_comparable(config))
     if saved != now:
         raise OrchestratorError(
             f"--dir {folder} holds a different sweep ({_first_difference(saved, now)}); "
@@ -65,6 +65,14 @@ def _comparable(config: SweepConfig) -> Any:
     # the saved file went through strip_credentials and YAML: compare like with like
     dump = strip_credentials(config.model_dump(by_alias=True, mode="json"))
     return yaml.safe_load(yaml.safe_dump(dump, sort_keys=False))
+
+
+def _where_it_runs_removed(dump: Any) -> Any:
+    # the Ray cluster is not part of what the sweep is: a retry runs on a new one, whose
+    # address may differ (`auto` on KubeRay, a new head elsewhere)
+    if isinstance(dump, dict) and isinstance(dump.get("sweep"), dict):
+        dump["sweep"].pop("ray_address", None)
+    return dump
 
 
 def _first_difference(saved: Any, now: Any) -> str:

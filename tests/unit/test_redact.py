@@ -145,6 +145,9 @@ def test_dir_plan_start_restart_and_refusals(tmp_path):
     assert "planted-pw" not in (tmp_path / "same" / "sweep.yaml").read_text()
     # saved without credentials, compared without them: still the same sweep
     assert plan_folder(tmp_path / "same", _config()) is FolderPlan.RESTART
+    # another Ray cluster is the same sweep (a retry runs on a new one)
+    moved = _config(BASE.replace("tracking:", "sweep: {ray_address: '10.0.0.9:6379'}\ntracking:"))
+    assert plan_folder(tmp_path / "same", moved) is FolderPlan.RESTART
     # Tune writes tuner.pkl first and its experiment state with the first snapshot: a driver
     # killed in between left nothing to restore (names as Ray 2.60 writes them)
     tune_dir = tmp_path / "same" / "ray" / "tune"
