@@ -16,8 +16,8 @@ from orchestrator.tasks.command.config import CommandTaskConfig
 from orchestrator.tasks.command.template import render
 
 
-def command_argv(task: CommandTaskConfig, values: dict[str, Any]) -> list[str]:
-    """The trial's argv: a string command runs under ``/bin/sh -c`` with quoted values."""
+def _argv(task: CommandTaskConfig, values: dict[str, Any]) -> list[str]:
+    """The argv as runner.py builds it: a string command runs under ``/bin/sh -c``."""
     if isinstance(task.command, str):
         return ["/bin/sh", "-c", render(task.command, values, quote=True)]
     return [render(arg, values) for arg in task.command]
@@ -29,5 +29,5 @@ def write_command_record(
     """Write ``trial_dir/command.json`` with environment values masked."""
     shown = mask_env_values(values)
     cwd = work_dir / render(task.cwd, shown) if task.cwd else work_dir
-    record = {"argv": command_argv(task, shown), "cwd": str(cwd)}
+    record = {"argv": _argv(task, shown), "cwd": str(cwd)}
     (trial_dir / "command.json").write_text(json.dumps(record))
