@@ -13,6 +13,7 @@ CLI's output, and every param, tag and artifact of every MLflow run is searched 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import re
 import shutil
@@ -106,6 +107,9 @@ def server():
     pg_bin = find_pg_bin()
     if pg_bin is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    for module, package in (("psycopg2", "psycopg2-binary"), ("flask_wtf", "Flask-WTF")):
+        if importlib.util.find_spec(module) is None:  # the basic-auth app needs Flask-WTF
+            pytest.skip(f"{package} is not installed (pip install -e '.[dev]')")
     container, auth_files = _rendered_mlflow()
     work = Path(tempfile.mkdtemp(prefix="orch-auth-"))
     postgres = Postgres(pg_bin)
