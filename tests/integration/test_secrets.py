@@ -135,12 +135,14 @@ def server():
                 arg = f"--artifacts-destination={work / 'artifacts'}"
             args.append(arg)
         env_names = {e["name"] for e in container["env"]}
-        assert {"PGUSER", "PGPASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD"} <= env_names
+        assert {"PGUSER", "PGPASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= env_names  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PG"))}
         env.update({
             "PGUSER": postgres.user, "PGPASSWORD": postgres.password,
             "MLFLOW_AUTH_CONFIG_PATH": str(work / "basic_auth.ini"),
             "MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-test-signing-key",
         })  # fmt: skip
         cmd = [str(Path(sys.executable).parent / container["command"][0]),
                *container["command"][1:], *args]  # fmt: skip

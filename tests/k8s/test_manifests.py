@@ -473,7 +473,8 @@ def test_mlflow_basic_auth_is_on_in_the_production_overlays(overlay):
         return
     assert "--app-name=basic-auth" in container["args"]
     for var, key in (("MLFLOW_AUTH_ADMIN_USERNAME", "username"),
-                     ("MLFLOW_AUTH_ADMIN_PASSWORD", "password")):  # fmt: skip
+                     ("MLFLOW_AUTH_ADMIN_PASSWORD", "password"),
+                     ("MLFLOW_FLASK_SERVER_SECRET_KEY", "server-secret-key")):  # fmt: skip
         assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-auth", "key": key}
     # (kustomize would rename a generated Secret here but not inside the RayJob: the example
     # overlay generates this one without a hash suffix, so both name the same Secret)
