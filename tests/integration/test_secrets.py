@@ -96,7 +96,7 @@ def _status(url: str, user: str | None = None, password: str | None = None) -> i
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=120) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
