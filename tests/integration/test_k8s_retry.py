@@ -44,7 +44,8 @@ def _driver(file: Path, folder: Path, cluster: LocalRayCluster, uri: str, log: P
 
 
 def _started(cluster: LocalRayCluster, attempts: int = 3) -> LocalRayCluster:
-    # on a loaded machine `ray start` can miss Ray's own 30 s start-up deadline
+    # on a loaded machine `ray start` can miss Ray's own start-up deadlines
+    cluster.env["RAY_raylet_start_wait_time_s"] = "120"
     for attempt in range(attempts):
         try:
             cluster.start()
