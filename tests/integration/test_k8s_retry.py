@@ -50,7 +50,7 @@ def _started(cluster: LocalRayCluster, attempts: int = 3) -> LocalRayCluster:
         try:
             cluster.start()
             return cluster
-        except RuntimeError:
+        except (RuntimeError, subprocess.TimeoutExpired):
             cluster.stop()
             if attempt == attempts - 1:
                 raise

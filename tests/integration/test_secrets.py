@@ -195,6 +195,7 @@ def test_planted_secrets_are_in_no_sweep_file_log_or_mlflow_record(server, tmp_p
     file.write_text(SWEEP.format(python=sys.executable, fake=FAKE))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update({"ORCH_PLANTED_TOKEN": TOKEN, "RAY_TMPDIR": str(ray_tmp)})
+    env["RAY_raylet_start_wait_time_s"] = "120"  # a loaded machine starts Ray slowly
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator.cli", "sweep", str(file),
