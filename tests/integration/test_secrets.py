@@ -149,7 +149,7 @@ def server():
         service = Service(cmd, env, work / "mlflow.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: http_ok(f"{url}/health"), 240, f"mlflow server at {url}")
+            wait_until(lambda: http_ok(f"{url}/health"), 480, f"mlflow server at {url}")
         except TimeoutError:
             raise TimeoutError(f"mlflow server did not start:\n{service.log_tail()}") from None
         yield {"url": url, "service": service, "postgres": postgres, "work": work, "args": args}
