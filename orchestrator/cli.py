@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="new seeds per repeated configuration (final.seeds, default 3)",
     )
+    sweep.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="run the sweep in DIR instead of a new <sweep.dir>/<name>-<timestamp>; if DIR "
+        "already holds this same sweep (same file and overrides), resume it instead of "
+        "starting again, so a retried job continues its sweep (any other contents: error)",
+    )
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
     add_sweep_file(validate)
     resume = sub.add_parser(
@@ -139,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep":
             repeat = [f"final.top={args.repeat_top}"] if args.repeat_top else []
             repeat += [f"final.seeds={args.seeds}"] if args.seeds else []
-            return _sweep(args.file, [*args.override, *repeat])
+            return _sweep(args.file, [*args.override, *repeat], args.dir)
         if args.command == "replay":
             return _replay(args)
         if args.command == "compare":
@@ -182,7 +189,9 @@ def _validate(path: str, overrides: list[str]) -> int:
     return 0
 
 
-def _sweep(path: str, overrides: list[str]) -> int:
+def _sweep(path: str, overrides: list[str], folder: str | None = None) -> int:
+    from pathlib import Path
+
     from orchestrator.config import load_sweep
 
     config = load_sweep(path, overrides)
@@ -192,8 +201,20 @@ def _sweep(path: str, overrides: list[str]) -> int:
     from orchestrator.tuning import run_sweep
     from orchestrator.tuning.runner import SweepInterrupted
 
+    where: dict[str, Path] = {}
+    if folder is not None:
+        from orchestrator.tuning.sweep_folder import FolderPlan, plan_folder
+
+        plan = plan_folder(Path(folder), config)
+        if plan is FolderPlan.RESUME:
+            print(f"{folder} holds this sweep already: resuming it")
+            where["resume_dir"] = Path(folder)
+        else:
+            if plan is FolderPlan.RESTART:
+                print(f"{folder} holds this sweep, stopped before its first trial: starting it")
+            where["sweep_dir"] = Path(folder)
     try:
-        summary = run_sweep(config, sweep_file=path)
+        summary = run_sweep(config, sweep_file=path, **where)
     except SweepInterrupted as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.redact import strip_userinfo
 from orchestrator.reserved import SYSTEM_SAMPLES
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
@@ -66,7 +67,9 @@ class SweepTracker:
         meta = self.journal_dir / "meta.json"
         if not meta.is_file():  # what `orchestrate sync` uploads to, later
             meta.write_text(
-                json.dumps({"uri": uri, "experiment": experiment, "sweep": sweep_name})
+                json.dumps(
+                    {"uri": strip_userinfo(uri), "experiment": experiment, "sweep": sweep_name}
+                )
             )
         self.resumed = SWEEP_KEY in self.journal.created
         self._reopened: set[str] = set()
@@ -86,7 +89,11 @@ class SweepTracker:
     def __reduce__(self) -> tuple[Any, ...]:
         # Tune pickles its callbacks into the experiment folder; a restored sweep gets back
         # the tracker of the same journal instead of a copy of a dead writer thread
-        return (SweepTracker.open, (self.uri, self.experiment, self.sweep_name, self.journal_dir))
+        # (without the URI's credentials: the pickle is saved in the sweep folder)
+        return (
+            SweepTracker.open,
+            (strip_userinfo(self.uri), self.experiment, self.sweep_name, self.journal_dir),
+        )
 
     @property
     def parent_id(self) -> str | None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.redact import mask_userinfo
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     OPS_FILE,
@@ -52,7 +53,8 @@ def sync_command(sweep_dir: str, uri: str | None, timeout: float) -> int:
             f"lines moved beneath that count: {writer.state.applied} of its writes are applied"
         )
     before = writer.pending
-    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {target} ...")
+    shown = mask_userinfo(target)
+    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {shown} ...")
     done = writer.drain(timeout)
     writer.stop()
     journal.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.redact import mask_userinfo
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -435,7 +436,8 @@ class _Rejected(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    # MLflow's messages quote the request URL, user info included
+    text = mask_userinfo(str(exc)).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from orchestrator.config.models import SweepConfig
 from orchestrator.errors import OrchestratorError
+from orchestrator.redact import strip_credentials
 from orchestrator.search_space.space import flatten
 
 SWEEP_FILE = "sweep.yaml"
@@ -81,7 +82,8 @@ def check_resume(config: SweepConfig, sweep_dir: Path, allowed: Iterable[str] = 
 
 
 def _dump(config: SweepConfig) -> dict[str, Any]:
-    return config.model_dump(by_alias=True, mode="json")
+    # credentials in URIs stay in the process that was given them (orchestrator.redact)
+    return strip_credentials(config.model_dump(by_alias=True, mode="json"))
 
 
 def _sha256(dump: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.redact import mask_userinfo, strip_credentials, strip_userinfo
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
@@ -80,14 +81,16 @@ def run_sweep(
     out: TextIO | None = None,
     callbacks: list[Any] | None = None,
     resume_dir: Path | None = None,
+    sweep_dir: Path | None = None,
 ) -> SweepSummary:
     """Run the whole sweep in this process (the Ray driver) and return its summary.
 
     ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers). ``resume_dir``
     continues the sweep of that folder (``orchestrate resume``): Tune's experiment state and
     the searcher's history are restored, finished trials stay finished, unfinished ones run
-    again and continue their MLflow child runs. Raises :class:`SweepInterrupted` after a
-    Ctrl-C, once the sweep's state is saved.
+    again and continue their MLflow child runs. ``sweep_dir`` starts the sweep in that folder
+    (``orchestrate sweep --dir``) instead of a new ``<sweep.dir>/<name>-<timestamp>``.
+    Raises :class:`SweepInterrupted` after a Ctrl-C, once the sweep's state is saved.
     """
     out = out or sys.stdout
     started = time.monotonic()
@@ -112,8 +115,13 @@ def run_sweep(
     from orchestrator.tuning.stopper import DivergenceStopper
     from orchestrator.tuning.study_storage import open_storage, study_name
 
+    # what is saved and shipped to trials: credentials in URIs stay in this process
+    shipped = strip_credentials(config.model_dump(by_alias=True, mode="json"))
     if resume_dir is None:
-        sweep_dir = make_sweep_dir(config)
+        if sweep_dir is None:
+            sweep_dir = make_sweep_dir(config)
+        sweep_dir = Path(sweep_dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         resolved_file = save_sweep(config, sweep_dir)  # with what `resume` checks it against
     else:
         sweep_dir = Path(resume_dir).resolve()
@@ -151,7 +159,7 @@ def run_sweep(
     storage = str(sweep_dir / "ray")
     trainable = tune.with_resources(
         make_trainable(
-            config.model_dump(by_alias=True, mode="json"),
+            shipped,
             str(data_root),
             config.resources,
             storage,
@@ -268,7 +276,7 @@ def run_sweep(
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
-        tracking_uri=uri,
+        tracking_uri=strip_userinfo(uri) if uri else None,
         parent_run_id=tracker.parent_id if tracker else None,
         objectives=[o.model_dump() for o in objectives],
         trials=rows,
@@ -280,7 +288,9 @@ def run_sweep(
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
     experiment_id = tracker.writer.state.experiment_id if tracker else None
-    out.write(render_summary(summary, ui_command(uri, experiment_id) if uri else None))
+    out.write(
+        render_summary(summary, mask_userinfo(ui_command(uri, experiment_id)) if uri else None)
+    )
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 
