@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--export", metavar="FILE", help="also write the curves read as JSONL")
     replay.add_argument(
         "--scheduler",
-        choices=["asha", "median", "none"],
+        choices=["asha", "median", "forecast", "none"],
         help="scheduler to compare (default: --config's, else asha)",
     )
     replay.add_argument(

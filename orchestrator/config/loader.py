@@ -150,7 +150,7 @@ def _looks_like_member(part: str) -> bool:
     return (
         part[:1].isupper()
         or "[" in part
-        or part in {"asha", "median", "none", "tpe", "random", "synthetic", "coco"}
+        or part in {"asha", "median", "none", "forecast", "tpe", "random", "synthetic", "coco"}
     )
 
 

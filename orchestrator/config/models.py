@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from orchestrator.divergence.config import DivergenceConfig
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.lr_schedule import LrSchedule
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
 SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")
@@ -114,6 +115,8 @@ class OptimConfig(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     #: linear warm-up over this many optimizer steps
     warmup_steps: int = Field(0, ge=0)
+    #: the learning rate over the epochs after warm-up (step, multistep, cosine)
+    schedule: LrSchedule = Field(default_factory=LrSchedule)
 
 
 class BatchConfig(StrictModel):
@@ -262,7 +265,32 @@ class NoScheduler(StrictModel):
     kind: Literal["none"]
 
 
-Scheduler = Annotated[AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")]
+class ForecastSchedulerConfig(StrictModel):
+    """Rungs like ASHA's, judged on forecasts of each trial's objective at the next rung: a
+    trial is cut only when its optimistic forecast stays below the rung's cutoff; slow
+    starters and LR drops ahead are protected (docs/stopping.md)."""
+
+    kind: Literal["forecast"]
+    grace_period: int = Field(2, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    #: Hyperband-style hedging: bracket b has its first rung at grace x rf^b
+    brackets: int = Field(1, ge=1)
+    #: width of the optimistic forecast, in units of the curve's own noise
+    band: float = Field(1.0, ge=0)
+    #: a curve that rose less than this fraction of its rung peers' median rise has not
+    #: started, and is not judged ...
+    start_fraction: float = Field(0.3, ge=0, le=1)
+    #: ... until this fraction of the epochs
+    warm_until: float = Field(0.5, ge=0, le=1)
+    #: relative gain an LR drop ahead (optim.schedule) may still bring the trial with the
+    #: highest learning rate of its rung
+    drop_gain: float = Field(0.3, ge=0)
+
+
+Scheduler = Annotated[
+    AshaScheduler | MedianScheduler | NoScheduler | ForecastSchedulerConfig,
+    Field(discriminator="kind"),
+]
 
 
 class StoppingConfig(StrictModel):

@@ -112,10 +112,18 @@ class CollapseRule(RuleConfig):
     #: below this after ``min_evals`` evaluations: the run never learned
     floor: float | None = Field(0.02, gt=0)
     min_evals: int = Field(10, ge=1)
-    #: a fall by this fraction of the best value stops the run ...
+    #: ... for this many evaluations in a row (a slow starter's first rise is not missed)
+    patience: int = Field(3, ge=1)
+    #: a fall by this fraction of the best running median stops the run ...
     drop: float | None = Field(0.5, gt=0, lt=1)
-    #: ... once the best reached this much (a fall from near zero is noise)
+    #: ... once the best reached this much (a fall from near zero is noise) ...
     min_best: float = Field(0.05, gt=0)
+    #: ... comparing medians of this many evaluations (one bad read of a small validation
+    #: set moves no median of 3) ...
+    window: int = Field(3, ge=1)
+    #: ... and the fall exceeds this many times the curve's own noise (the best of many
+    #: running medians sits ~2 noise units high, the current one can sit ~2 low)
+    noise: float = Field(4.0, ge=0)
 
 
 class PlateauRule(RuleConfig):

@@ -43,7 +43,9 @@ def policies(
     detector = build_rules(rules, (objective[0], "max" if objective[1] == "max" else "min"))
     none = SchedulerSpec(kind="none")
     out = [Policy("no early stop", none, None)]  # the last policy is the sweep's own
-    if spec.kind != "none":
+    if spec.kind == "forecast":  # ours only: there is no Ray original to compare
+        out.append(Policy("forecast (no rules)", spec, None))
+    elif spec.kind != "none":
         plain = dataclasses.replace(spec, safe=False)
         out += [
             Policy(f"{spec.kind} (Ray as shipped)", plain, None),
@@ -130,6 +132,18 @@ def _settings(
                 grace_period=s.grace_period,
                 reduction_factor=s.reduction_factor,
                 brackets=s.brackets,
+            )
+        elif s.kind == "forecast":
+            spec = SchedulerSpec(
+                "forecast",
+                grace_period=s.grace_period,
+                reduction_factor=s.reduction_factor,
+                brackets=s.brackets,
+                band=s.band,
+                start_fraction=s.start_fraction,
+                warm_until=s.warm_until,
+                drop_gain=s.drop_gain,
+                lr_schedule=config.optim.schedule,
             )
         elif s.kind == "median":
             spec = SchedulerSpec(

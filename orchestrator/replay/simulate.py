@@ -14,11 +14,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.divergence import DivergenceDetector
 from orchestrator.replay.curves import Curve
 from orchestrator.tuning.schedulers import TIME_ATTR
 
-SchedulerKind = Literal["none", "asha", "median"]
+SchedulerKind = Literal["none", "asha", "median", "hyperband", "forecast"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class SchedulerSpec:
     brackets: int = 1
     min_samples_required: int = 3
     safe: bool = True
+    #: forecast scheduler only (see ``orchestrator.tuning.forecast_scheduler``)
+    band: float = 1.0
+    start_fraction: float = 0.3
+    warm_until: float = 0.5
+    drop_gain: float = 0.3
+    lr_schedule: LrSchedule | None = None
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,17 @@ class Outcome:
     stopped_by: str | None  # "rules", "scheduler" or None (ran to the end)
     reason: str | None = None  # the rule's code
     detail: str | None = None
+    #: why the scheduler kept it (or did not judge it yet) although it looked behind
+    protected: str | None = None
 
 
 class _Trial:
-    """The two attributes Ray's schedulers read from a trial."""
+    """The attributes Ray's schedulers read from a trial (``config``: its sampled params)."""
 
-    def __init__(self, trial_id: str) -> None:
+    def __init__(self, trial_id: str, config: dict[str, Any] | None = None) -> None:
         self.trial_id = trial_id
         self.status = "RUNNING"
+        self.config = config or {}
 
     def __hash__(self) -> int:
         return hash(self.trial_id)
@@ -90,6 +100,34 @@ def build_scheduler(spec: SchedulerSpec, metric: str, mode: str, max_t: int) -> 
             grace_period=spec.grace_period,
             reduction_factor=spec.reduction_factor,
             brackets=spec.brackets,
+        )
+    if spec.kind == "hyperband":
+        # Ray's asynchronous Hyperband: ASHA over several brackets of grace periods
+        return ASHAScheduler(
+            time_attr=TIME_ATTR,
+            metric=metric,
+            mode=mode,
+            max_t=max_t,
+            grace_period=spec.grace_period,
+            reduction_factor=spec.reduction_factor,
+            brackets=max(spec.brackets, 3),
+        )
+    if spec.kind == "forecast":
+        from orchestrator.tuning.forecast_scheduler import ForecastScheduler
+
+        return ForecastScheduler(
+            time_attr=TIME_ATTR,
+            metric=metric,
+            mode=mode,
+            max_t=max_t,
+            grace_period=spec.grace_period,
+            reduction_factor=spec.reduction_factor,
+            brackets=spec.brackets,
+            band=spec.band,
+            start_fraction=spec.start_fraction,
+            warm_until=spec.warm_until,
+            drop_gain=spec.drop_gain,
+            lr_schedule=spec.lr_schedule,
         )
     if spec.kind == "median":
         mcls = SafeMedianStoppingRule if spec.safe else MedianStoppingRule
@@ -128,7 +166,7 @@ def replay(
     while pending or running:
         while pending and len(running) < concurrency:
             curve = pending.popleft()
-            trial = _Trial(ids[id(curve)])
+            trial = _Trial(ids[id(curve)], curve.params)
             if policy.scheduler.kind != "none":
                 scheduler.on_trial_add(controller, trial)
             running.append((curve, trial))
@@ -144,6 +182,13 @@ def replay(
             else:
                 outcomes[curve.trial + ids[id(curve)]] = outcome
         running = still
+    protected = getattr(scheduler, "protected", {})
+    cut = getattr(scheduler, "cut", {})
+    for c in curves:
+        o = outcomes[c.trial + ids[id(c)]]
+        o.protected = protected.get(ids[id(c)])
+        if o.stopped_by == "scheduler" and o.detail is None:
+            o.detail = cut.get(ids[id(c)])
     return [outcomes[c.trial + ids[id(c)]] for c in curves]
 
 

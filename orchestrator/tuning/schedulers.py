@@ -14,7 +14,12 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.models import AshaScheduler, MedianScheduler, SweepConfig
+from orchestrator.config.models import (
+    AshaScheduler,
+    ForecastSchedulerConfig,
+    MedianScheduler,
+    SweepConfig,
+)
 from orchestrator.reserved import STOP_REASON
 
 if TYPE_CHECKING:
@@ -76,6 +81,24 @@ def _median(cfg: Any, config: SweepConfig) -> TrialScheduler:
     )
 
 
+def _forecast(cfg: Any, config: SweepConfig) -> TrialScheduler:
+    from orchestrator.tuning.forecast_scheduler import ForecastScheduler
+
+    assert isinstance(cfg, ForecastSchedulerConfig)
+    return ForecastScheduler(
+        time_attr=TIME_ATTR,
+        max_t=config.train.epochs,
+        grace_period=cfg.grace_period,
+        reduction_factor=cfg.reduction_factor,
+        brackets=cfg.brackets,
+        band=cfg.band,
+        start_fraction=cfg.start_fraction,
+        warm_until=cfg.warm_until,
+        drop_gain=cfg.drop_gain,
+        lr_schedule=config.optim.schedule,
+    )
+
+
 def _none(cfg: Any, config: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import FIFOScheduler
 
@@ -85,6 +108,7 @@ def _none(cfg: Any, config: SweepConfig) -> TrialScheduler:
 SCHEDULERS: dict[str, Callable[[Any, SweepConfig], TrialScheduler]] = {
     "asha": _asha,
     "median": _median,
+    "forecast": _forecast,
     "none": _none,
 }
 
