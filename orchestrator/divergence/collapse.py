@@ -3,8 +3,9 @@
 Small validation sets make mAP noisy: 0.085 then 0.035 is a 59% fall of two noisy reads of
 the same model, not a collapse. So the rule compares *running medians* of ``window``
 evaluations (a single bad read cannot move a median of 3), asks a drop to exceed both
-``drop`` of the best running median and ``noise`` times the curve's own noise (estimated
-from its second differences, which cancel the trend, up to its best), and asks the floor to hold for
+``drop`` of the best running median and ``noise`` times the curve's own relative noise
+(estimated from its second differences, which cancel the trend, up to its best, over its
+median level: a small validation set's noise grows with the metric), and asks the floor to hold for
 ``patience`` evaluations in a row.
 """
 
@@ -40,8 +41,9 @@ class CollapseDetector(DivergenceDetector):
       below ``floor``.
     * drop: the running median of the last ``window`` evaluations is below
       ``(1 − drop)`` × the best earlier running median, that best reached ``min_best`` (a
-      fall from 0.01 to 0.004 is noise around nothing), and the fall exceeds ``noise`` ×
-      the curve's noise before that best (so the collapse itself does not hide in it).
+      fall from 0.01 to 0.004 is noise around nothing), and the relative fall exceeds
+      ``noise`` × the curve's relative noise (its noise over its median level) before
+      that best (so the collapse itself does not hide in it).
 
     Evaluations are the reports that carry the metric, so a run that evaluates every other
     epoch is counted in evaluations. ``floor=None`` or ``drop=None`` disables that half;
@@ -92,13 +94,16 @@ class CollapseDetector(DivergenceDetector):
                 continue
             level = statistics.median(values[n - self.window : n])
             if self.drop is not None and best is not None and best >= self.min_best:
-                fall = best - level
-                noise = curve_noise(values[:best_n])
-                if level < (1 - self.drop) * best and fall > self.noise * noise:
+                # noise of a small validation set grows with the metric: relative to its level
+                before = values[:best_n]
+                rel = curve_noise(before) / max(statistics.median(before), 1e-12)
+                fall = (best - level) / best
+                if level < (1 - self.drop) * best and fall > self.noise * rel:
                     what = "" if self.window == 1 else f" (median of the last {self.window})"
                     detail = (
                         f"{self.metric} = {fmt(level)}{what} fell more than {self.drop:.0%} "
-                        f"from its best {fmt(best)}, {fall / max(noise, 1e-12):.1f}x its noise"
+                        f"from its best {fmt(best)}, {fall / max(rel, 1e-12):.1f}x its "
+                        f"relative noise {rel:.0%}"
                     )
                     return StopReason("collapse", detail, i)
             if best is None or level > best:

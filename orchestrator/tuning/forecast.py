@@ -126,6 +126,7 @@ def forecast(
     *,
     band: float = 2.0,
     min_rise: float = 0.0,
+    min_noise: float = 0.0,
     drop: float = 0.0,
     drop_gain: float = 0.0,
 ) -> Forecast:
@@ -133,7 +134,8 @@ def forecast(
 
     ``times`` increase; ``values`` are finite, higher is better. ``min_rise``: a curve that
     rose less than this (and less than 3 noise units) from its first value is still
-    warming. ``drop``: the fraction of the learning rate the trial's schedule still takes
+    warming. ``min_noise``: a floor under the curve's own noise estimate (a short curve
+    has too few second differences to estimate it; the scheduler pools its peers'). ``drop``: the fraction of the learning rate the trial's schedule still takes
     away before the horizon (0 = none); ``drop_gain``: the relative gain such a drop may
     bring, applied to the progress so far.
     """
@@ -143,7 +145,7 @@ def forecast(
     last = values[-1] if values else -math.inf
     if n < 3:
         return Forecast("warming", last, math.inf, 0.0, f"only {n} evaluation(s) so far")
-    noise = noise_of(values)
+    noise = max(noise_of(values), min_noise)
     rise = max(values) - values[0]
     if rise <= max(3 * noise, min_rise):
         return Forecast(

@@ -27,7 +27,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from orchestrator.config.lr_schedule import LrSchedule, schedule_with
 from orchestrator.reserved import STOP_REASON
-from orchestrator.tuning.forecast import Forecast, forecast
+from orchestrator.tuning.forecast import Forecast, forecast, noise_of
 from orchestrator.tuning.schedulers import TIME_ATTR
 from orchestrator.tuning.trial_end import record_decision
 
@@ -40,6 +40,7 @@ class _Rung:
     points: list[float] = field(default_factory=list)  # sorted point forecasts recorded here
     rises: list[float] = field(default_factory=list)  # sorted rises of the curves judged here
     max_lr: float = 0.0  # the largest base learning rate judged here
+    noises: list[float] = field(default_factory=list)  # sorted noise estimates judged here
 
     def cutoff(self, reduction_factor: float) -> float | None:
         """ASHA's cutoff (``np.percentile``'s linear interpolation) over the forecasts."""
@@ -51,10 +52,18 @@ class _Rung:
         return self.points[lo] + (q - lo) * (self.points[hi] - self.points[lo])
 
     def median_rise(self) -> float:
-        if not self.rises:
-            return 0.0
-        mid = len(self.rises) // 2
-        return self.rises[mid] if len(self.rises) % 2 else 0.5 * sum(self.rises[mid - 1 : mid + 1])
+        return _median(self.rises)
+
+    def median_noise(self) -> float:
+        return _median(self.noises)
+
+
+def _median(xs: list[float]) -> float:
+    """Median of a sorted list (0 when empty)."""
+    if not xs:
+        return 0.0
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])
 
 
 @dataclass
@@ -203,6 +212,9 @@ class ForecastScheduler(FIFOScheduler):
             self.horizon(st.bracket, milestone),
             band=self._band,
             min_rise=self._start_fraction * rung.median_rise() if rung else 0.0,
+            # the trials of a sweep share a validation set, so their noise is alike: a
+            # short curve borrows its peers' estimate when its own is smaller
+            min_noise=rung.median_noise() if rung else 0.0,
             drop=st.schedule.drop_ahead(t, self._max_t),
             drop_gain=self._drop_gain * share,
         )
@@ -229,6 +241,7 @@ class ForecastScheduler(FIFOScheduler):
         bisect.insort(rung.points, point)
         bisect.insort(rung.rises, max(st.values) - st.values[0])
         rung.max_lr = max(rung.max_lr, st.lr or 0.0)
+        bisect.insort(rung.noises, noise_of(st.values))
         st.judged = milestone
         if cutoff is None:
             return TrialScheduler.CONTINUE

@@ -93,3 +93,30 @@ def test_median_and_no_scheduler_keep_every_trials_weights(tmp_path, kind, sched
     else:
         assert all(not r["stop_reason"] and r["epochs"] == 4 for r in rows), rows
     assert_every_trial_kept_its_end(summary, client, name)
+
+
+def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
+    # four learning rates, one trial at a time: the smallest ones barely move val/mse,
+    # and the forecast of their curve at the next rung cannot reach the cutoff
+    name = "forecastends"
+    text = REGRESSION.format(
+        name=name, scheduler="{kind: forecast, grace_period: 2, reduction_factor: 2}"
+    ).replace(
+        "optim.lr: {float: [0.0001, 0.05], log: true}",
+        "optim.lr: {choice: [0.05, 0.00002, 0.02, 0.00001]}",
+    ).replace("epochs: 4", "epochs: 6")
+    proc, summary, client = run_cli_sweep(tmp_path, text, name)
+    rows = summary["trials"]
+    assert len(rows) == 4
+    cut = [r for r in rows if r["stop_reason"] == "scheduler"]
+    assert cut, rows
+    for row in cut:
+        assert row["stopped_by"] == "forecast" and row["epochs"] < 6
+        assert row["stop_detail"].startswith("forecast rung at epoch ")
+        assert "against the rung's cutoff" in row["stop_detail"]
+        tags = client.get_run(row["run_id"]).data.tags
+        assert tags["orch.stopped_by"] == "forecast"
+        assert tags["orch.stop_detail"] == row["stop_detail"]
+        assert f"{row['trial']}: scheduler (forecast)" in proc.stdout
+        assert float(row["params"]["optim.lr"]) < 1e-4
+    assert_every_trial_kept_its_end(summary, client, name)

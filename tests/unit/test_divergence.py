@@ -225,12 +225,12 @@ def test_collapse_drop_of_medians_beyond_the_noise() -> None:
     det = CollapseDetector(floor=None, drop=0.5, window=3, noise=4.0)
     reason = det.check(h("val/map", values))
     # medians of 3 from evaluation 3: 0.2, 0.3, 0.3, 0.3, 0.1 (index 6: 0.3, 0.1, 0.02):
-    # best 0.3 (first reached at evaluation 4, whose noise is that of 0.1 .. 0.31:
-    # second differences 0, -0.09, so sqrt((0 + 0.0081) / 2 / 6) = 0.0260), fall 0.2 > 4 x
-    # 0.026 and 0.1 < 0.5 x 0.3
+    # best 0.3, first reached at evaluation 4, so the noise is that of 0.1, 0.2, 0.3, 0.31:
+    # second differences 0 and -0.09, sqrt((0 + 0.0081) / 2 / 6) = 0.026, over their median
+    # 0.25: 10.4%; the fall (0.3 - 0.1) / 0.3 = 67% > 4 x 10.4% and 0.1 < 0.5 x 0.3
     assert reason is not None and reason.index == 6
-    noise = ((0.0 + 0.09**2) / 2 / 6) ** 0.5
-    assert f"{0.2 / noise:.1f}x its noise" in reason.detail
+    rel = ((0.0 + 0.09**2) / 2 / 6) ** 0.5 / 0.25
+    assert f"{(0.2 / 0.3) / rel:.1f}x its relative noise {rel:.0%}" in reason.detail
 
 
 # --- AMP skipped steps ---------------------------------------------------------------------
