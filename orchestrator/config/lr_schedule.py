@@ -27,6 +27,8 @@ class LrSchedule(StrictModel):
       by 10 at epoch 60 of 72 is ``{kind: multistep, milestones: [60], gamma: 0.1}``).
     * ``cosine``: from ``lr`` at epoch 0 to ``lr x min_factor`` at the last epoch.
 
+    ``milestones`` and ``step_size`` are read only by the kind that uses them.
+
     Epochs are fractional inside the loop (``epoch = step / steps_per_epoch``), so a
     milestone takes effect at the first step of that epoch.
     """
@@ -39,21 +41,14 @@ class LrSchedule(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> LrSchedule:
-        if self.kind == "multistep":
-            if not self.milestones:
-                raise ValueError("multistep needs milestones (epochs), e.g. [60]")
-            if any(m < 1 for m in self.milestones) or self.milestones != sorted(
-                set(self.milestones)
-            ):
-                raise ValueError(
-                    f"milestones must be increasing epochs >= 1, got {self.milestones}"
-                )
-        elif self.milestones:
-            raise ValueError(f"milestones apply to kind: multistep, not {self.kind}")
+        # milestones / step_size may stay set under another kind (ignored there), so that
+        # ``optim.schedule.kind`` can be searched over a fixed set of the other keys
+        if self.kind == "multistep" and not self.milestones:
+            raise ValueError("multistep needs milestones (epochs), e.g. [60]")
+        if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"milestones must be increasing epochs >= 1, got {self.milestones}")
         if self.kind == "step" and self.step_size is None:
             raise ValueError("step needs step_size (epochs)")
-        if self.kind != "step" and self.step_size is not None:
-            raise ValueError(f"step_size applies to kind: step, not {self.kind}")
         return self
 
     def factor(self, epoch: float, epochs: int) -> float:

@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_asha_as_shipped_keeps_weights_of_finished_and_cut_trials(tmp_path):
-    # search_spaces/smoke.yaml (the tiny RT-DETR) under rtdetr.yaml's ASHA, scaled to 2
-    # epochs: rungs at epochs 1 and 2 (= max_t, where ASHA stops every trial in its report)
+    # search_spaces/smoke.yaml (the tiny RT-DETR) under rtdetr.yaml's rules and the ASHA it
+    # shipped before the forecast scheduler, scaled to 2 epochs: rungs at epochs 1 and 2
+    # (= max_t, where ASHA stops every trial in its report)
     sweep = yaml.safe_load((ROOT / "search_spaces/smoke.yaml").read_text())
     shipped = yaml.safe_load((ROOT / "search_spaces/rtdetr.yaml").read_text())
     sweep["stopping"] = shipped["stopping"]
-    assert sweep["stopping"]["scheduler"]["kind"] == "asha"
-    sweep["stopping"]["scheduler"]["grace_period"] = 1
+    sweep["stopping"]["scheduler"] = {"kind": "asha", "grace_period": 1, "reduction_factor": 2}
     sweep["name"] = "ashaends"
     sweep["tracking"] = {"experiment": "ashaends"}
     # one worker and one trial at a time: ASHA sees the trials in a fixed order, and the

@@ -212,13 +212,36 @@ def test_a_decision_costs_well_under_a_millisecond_at_1000_trials() -> None:
     trials = [_Trial(f"t{i}") for i in range(1000)]
     for tr in trials:
         s.on_trial_add(_Controller(), tr)
-    # every trial reports 9 epochs: decisions at the rungs of epoch 3 and 9
-    started = time.perf_counter()
+    # every trial reports 9 epochs: decisions at the rungs of epoch 3 and 9; CPU time of
+    # the decisions only (the machine running the tests may be shared)
+    spent = 0.0
     for t in range(1, 10):
         for i, tr in enumerate(trials):
             level = 0.2 + 0.4 * (i % 97) / 97
-            s.on_trial_result(_Controller(), tr, {"training_iteration": t,
-                                                  "val/map": level * (1 - math.exp(-t / 3))})
-    per_report = (time.perf_counter() - started) / 9000
-    # reports between rungs cost ~nothing; bound the mean over rung decisions (2 per trial)
-    assert per_report * 9000 / 2000 < 1e-3
+            result = {"training_iteration": t, "val/map": level * (1 - math.exp(-t / 3))}
+            started = time.process_time()
+            s.on_trial_result(_Controller(), tr, result)
+            if t in (3, 9):
+                spent += time.process_time() - started
+    assert spent / 2000 < 1e-3
+
+
+def test_replay_trials_names_the_protected_trials_and_why(tmp_path) -> None:
+    import io
+
+    from orchestrator.replay.command import ReplayOptions, run_replay
+    from orchestrator.replay.curves import write_curves
+
+    path = tmp_path / "c.jsonl"
+    write_curves(CURVES, path)
+    out = io.StringIO()
+    opts = ReplayOptions(
+        curves=str(path), scheduler="forecast", concurrency=5, show_trials=True
+    )
+    run_replay(opts, out)
+    text = out.getvalue()
+    assert "Protected under 'forecast + rules (sweep default)'" in text
+    (slow,) = [line for line in text.splitlines() if line.startswith("  slow")]
+    assert "ran to report 12" in slow and "accelerating" in slow
+    (poor,) = [line for line in text.splitlines() if line.startswith("  poor")]
+    assert "scheduler: forecast rung at epoch" in poor
