@@ -93,6 +93,7 @@ def test_median_and_no_scheduler_keep_every_trials_weights(tmp_path, kind, sched
     else:
         assert all(not r["stop_reason"] and r["epochs"] == 4 for r in rows), rows
     assert_every_trial_kept_its_end(summary, client, name)
+    assert_resume_retrains_nothing(tmp_path, summary)
 
 
 def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
