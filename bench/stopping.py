@@ -109,8 +109,7 @@ def main() -> int:
     started = time.perf_counter()
     for name, curves, concurrency in sets(args.tuning):
         scores = [
-            score(curves, p, metric=METRIC, mode=MODE, concurrency=concurrency)
-            for p in policies()
+            score(curves, p, metric=METRIC, mode=MODE, concurrency=concurrency) for p in policies()
         ]
         print(table(name, len(curves), concurrency, scores))
         ours = scores[-1]
@@ -127,8 +126,13 @@ def main() -> int:
         if args.trials:
             for c, o in zip(curves, ours.outcomes, strict=True):
                 if o.stopped_by or o.protected:
-                    what = f"stopped by {o.stopped_by} at report {o.reports}" if o.stopped_by else "kept"
-                    print(f"     {c.trial} [{c.family or ''}]: {what}; {o.detail or ''} {o.protected or ''}")
+                    what = (
+                        f"stopped by {o.stopped_by} at report {o.reports}"
+                        if o.stopped_by
+                        else "kept"
+                    )
+                    why = " ".join(x for x in (o.detail, o.protected) if x)
+                    print(f"     {c.trial} [{c.family or ''}]: {what}; {why}")
         ok = ok and all(checks.values())
     print(f"replayed in {time.perf_counter() - started:.1f}s")
     return 0 if ok else 1

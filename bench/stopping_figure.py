@@ -60,9 +60,7 @@ def main() -> None:
     for i, s in enumerate(series):
         pts = " ".join(f"{x(k + 1):.1f},{y(v):.1f}" for k, v in enumerate(s) if v is not None)
         hue, width = (color(4), 3) if i == pick else ("#bbb", 1.2)
-        out.append(
-            f"<polyline points='{pts}' fill='none' stroke='{hue}' stroke-width='{width}'/>"
-        )
+        out.append(f"<polyline points='{pts}' fill='none' stroke='{hue}' stroke-width='{width}'/>")
     cut = by_asha[pick].reports
     if by_asha[pick].stopped_by:
         cx, cy = x(cut), y(series[pick][cut - 1] or 0)

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.divergence.config import DivergenceConfig
 from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
-from orchestrator.config.lr_schedule import LrSchedule
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
 SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")
@@ -276,7 +276,7 @@ class ForecastSchedulerConfig(StrictModel):
     #: Hyperband-style hedging: bracket b has its first rung at grace x rf^b
     brackets: int = Field(1, ge=1)
     #: width of the optimistic forecast, in units of the curve's own noise
-    band: float = Field(1.0, ge=0)
+    band: float = Field(0.8, ge=0)
     #: a curve that rose less than this fraction of its rung peers' median rise has not
     #: started, and is not judged ...
     start_fraction: float = Field(0.3, ge=0, le=1)

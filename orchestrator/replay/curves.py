@@ -33,7 +33,8 @@ def split_curves(curves: list[Curve], salt: str = "") -> tuple[list[Curve], list
     """``(tune, holdout)``: a fixed half of the curves to choose settings on and the other
     half to report on, by the CRC-32 of ``salt + trial name`` (stable across runs, Python
     versions and file order; a curve added later never moves another one)."""
-    tune, holdout = [], []
+    tune: list[Curve] = []
+    holdout: list[Curve] = []
     for c in curves:
         (holdout if zlib.crc32((salt + c.trial).encode()) % 2 else tune).append(c)
     return tune, holdout

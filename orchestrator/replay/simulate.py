@@ -33,7 +33,7 @@ class SchedulerSpec:
     min_samples_required: int = 3
     safe: bool = True
     #: forecast scheduler only (see ``orchestrator.tuning.forecast_scheduler``)
-    band: float = 1.0
+    band: float = 0.8
     start_fraction: float = 0.3
     warm_until: float = 0.5
     drop_gain: float = 0.3

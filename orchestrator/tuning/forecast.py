@@ -135,9 +135,10 @@ def forecast(
     ``times`` increase; ``values`` are finite, higher is better. ``min_rise``: a curve that
     rose less than this (and less than 3 noise units) from its first value is still
     warming. ``min_noise``: a floor under the curve's own noise estimate (a short curve
-    has too few second differences to estimate it; the scheduler pools its peers'). ``drop``: the fraction of the learning rate the trial's schedule still takes
-    away before the horizon (0 = none); ``drop_gain``: the relative gain such a drop may
-    bring, applied to the progress so far.
+    has too few second differences to estimate it; the scheduler pools its peers').
+    ``drop``: the fraction of the learning rate the trial's schedule still takes away
+    before the horizon (0 = none); ``drop_gain``: the relative gain such a drop may bring,
+    applied to the progress so far.
     """
     if len(times) != len(values):
         raise ValueError(f"times and values differ in length: {len(times)} != {len(values)}")
@@ -158,7 +159,11 @@ def forecast(
         )
     if _accelerating(times, values, noise):
         return Forecast(
-            "warming", last, math.inf, noise, "still accelerating: its latest slope is its steepest"
+            "warming",
+            last,
+            math.inf,
+            noise,
+            "still accelerating: its latest slope is its steepest",
         )
     k = onset(values, noise)
     ts, ys = times[k:], values[k:]

@@ -96,7 +96,7 @@ class ForecastScheduler(FIFOScheduler):
         grace_period: int = 1,
         reduction_factor: float = 3.0,
         brackets: int = 1,
-        band: float = 1.0,
+        band: float = 0.8,
         start_fraction: float = 0.3,
         warm_until: float = 0.5,
         drop_gain: float = 0.3,

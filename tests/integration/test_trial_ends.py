@@ -100,12 +100,16 @@ def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
     # four learning rates, one trial at a time: the smallest ones barely move val/mse,
     # and the forecast of their curve at the next rung cannot reach the cutoff
     name = "forecastends"
-    text = REGRESSION.format(
-        name=name, scheduler="{kind: forecast, grace_period: 2, reduction_factor: 2}"
-    ).replace(
-        "optim.lr: {float: [0.0001, 0.05], log: true}",
-        "optim.lr: {choice: [0.05, 0.00002, 0.02, 0.00001]}",
-    ).replace("epochs: 4", "epochs: 6")
+    text = (
+        REGRESSION.format(
+            name=name, scheduler="{kind: forecast, grace_period: 2, reduction_factor: 2}"
+        )
+        .replace(
+            "optim.lr: {float: [0.0001, 0.05], log: true}",
+            "optim.lr: {choice: [0.05, 0.00002, 0.02, 0.00001]}",
+        )
+        .replace("epochs: 4", "epochs: 6")
+    )
     proc, summary, client = run_cli_sweep(tmp_path, text, name)
     rows = summary["trials"]
     assert len(rows) == 4
@@ -121,3 +125,4 @@ def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
         assert f"{row['trial']}: scheduler (forecast)" in proc.stdout
         assert float(row["params"]["optim.lr"]) < 1e-4
     assert_every_trial_kept_its_end(summary, client, name)
+    assert_resume_retrains_nothing(tmp_path, summary)

@@ -154,7 +154,9 @@ CURVES = [
 
 def _run(kind: str, curves: list[Curve], **kw: object) -> dict[str, object]:
     spec = SchedulerSpec(kind, grace_period=2, reduction_factor=2, **kw)  # type: ignore[arg-type]
-    outcomes = replay(curves, Policy(kind, spec, None), metric="val/map", mode="max", concurrency=5)
+    outcomes = replay(
+        curves, Policy(kind, spec, None), metric="val/map", mode="max", concurrency=5
+    )
     return {c.trial: o for c, o in zip(curves, outcomes, strict=True)}
 
 
@@ -175,7 +177,8 @@ def test_decisions_are_deterministic() -> None:
     a = _run("forecast", CURVES)
     b = _run("forecast", CURVES)
     assert [(o.reports, o.stopped_by) for o in a.values()] == [  # type: ignore[attr-defined]
-        (o.reports, o.stopped_by) for o in b.values()  # type: ignore[attr-defined]
+        (o.reports, o.stopped_by)
+        for o in b.values()  # type: ignore[attr-defined]
     ]
 
 
@@ -183,8 +186,10 @@ def test_lr_drop_ahead_protects_a_plateau() -> None:
     # the same plateau below the others: cut with a constant LR, kept with a x0.1 drop
     # ahead (the highest LR of the rung, so the whole drop_gain applies)
     low = [0.3 * (1 - math.exp(-t / 2)) for t in range(1, 13)]
-    others = [_curve(f"g{i}", _steady(level), **{"optim.lr": 1e-4}) for i, level in
-              enumerate((0.36, 0.37, 0.38))]
+    others = [
+        _curve(f"g{i}", _steady(level), **{"optim.lr": 1e-4})
+        for i, level in enumerate((0.36, 0.37, 0.38))
+    ]
     const = _run("forecast", [*others, _curve("hi-lr", low, **{"optim.lr": 1e-3})])
     assert const["hi-lr"].stopped_by == "scheduler"  # type: ignore[attr-defined]
     params = {
@@ -204,11 +209,12 @@ def test_nan_objective_is_cut_at_once() -> None:
 
 
 def test_a_decision_costs_well_under_a_millisecond_at_1000_trials() -> None:
-    from orchestrator.tuning.forecast_scheduler import ForecastScheduler
     from orchestrator.replay.simulate import _Controller, _Trial
+    from orchestrator.tuning.forecast_scheduler import ForecastScheduler
 
-    s = ForecastScheduler(metric="val/map", mode="max", max_t=30, grace_period=3,
-                          reduction_factor=3)
+    s = ForecastScheduler(
+        metric="val/map", mode="max", max_t=30, grace_period=3, reduction_factor=3
+    )
     trials = [_Trial(f"t{i}") for i in range(1000)]
     for tr in trials:
         s.on_trial_add(_Controller(), tr)
@@ -235,9 +241,7 @@ def test_replay_trials_names_the_protected_trials_and_why(tmp_path) -> None:
     path = tmp_path / "c.jsonl"
     write_curves(CURVES, path)
     out = io.StringIO()
-    opts = ReplayOptions(
-        curves=str(path), scheduler="forecast", concurrency=5, show_trials=True
-    )
+    opts = ReplayOptions(curves=str(path), scheduler="forecast", concurrency=5, show_trials=True)
     run_replay(opts, out)
     text = out.getvalue()
     assert "Protected under 'forecast + rules (sweep default)'" in text
