@@ -113,7 +113,8 @@ class ForecastScheduler(FIFOScheduler):
         self._max_t, self._rf = max_t, reduction_factor
         self._band, self._start_fraction = band, start_fraction
         self._warm_until, self._drop_gain = warm_until, drop_gain
-        self._lr_schedule = lr_schedule or LrSchedule()
+        #: the sweep's ``optim.schedule``; a trial's sampled ``optim.schedule.*`` apply on top
+        self.lr_schedule = lr_schedule or LrSchedule()
         self._milestones: list[list[float]] = []
         for b in range(brackets):
             ms: list[float] = []
@@ -278,9 +279,9 @@ class ForecastScheduler(FIFOScheduler):
         if st is None:
             params = getattr(trial, "config", None) or {}
             try:
-                schedule = schedule_with(self._lr_schedule, params)
+                schedule = schedule_with(self.lr_schedule, params)
             except ValueError:  # e.g. MLflow's string params in a replay: keep the sweep's
-                schedule = self._lr_schedule
+                schedule = self.lr_schedule
             st = _TrialState(self._added % len(self._milestones), schedule)
             lr = params.get("optim.lr")
             try:
