@@ -39,16 +39,17 @@ from orchestrator.replay.simulate import Policy, SchedulerSpec  # noqa: E402
 
 METRIC, MODE = "val/map", "max"
 
-ASHA = SchedulerSpec("asha", grace_period=5, reduction_factor=2)
-HYPERBAND = SchedulerSpec("hyperband", grace_period=2, reduction_factor=2, brackets=3, safe=False)
-MEDIAN = SchedulerSpec("median", grace_period=5, min_samples_required=3)
+ASHA = SchedulerSpec.of("asha", grace_period=5, reduction_factor=2)
+#: Ray's asynchronous Hyperband: its ASHA class over 3 brackets of grace periods
+HYPERBAND = SchedulerSpec.of("asha", grace_period=2, reduction_factor=2, brackets=3, safe=False)
+MEDIAN = SchedulerSpec.of("median", grace_period=5, min_samples_required=3)
 #: the new policy, as ``stopping.scheduler: {kind: forecast}`` builds it by default
-FORECAST = SchedulerSpec("forecast", grace_period=2, reduction_factor=3)
+FORECAST = SchedulerSpec.of("forecast")
 
 
 def policies() -> list[Policy]:
     rules = build_rules(DivergenceConfig(), (METRIC, MODE))
-    none = SchedulerSpec("none")
+    none = SchedulerSpec.of("none")
     return [
         Policy("Ray ASHA g5 (as shipped)", dataclasses.replace(ASHA, safe=False), None),
         Policy("Ray Hyperband g2/4/8", HYPERBAND, None),

@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs/img/stopping_slow_starter.svg")
     args = parser.parse_args()
     curves = load_curves(ROOT / "bench/curves/rtdetr_recorded.jsonl")
-    asha = SchedulerSpec("asha", grace_period=3, reduction_factor=2)
-    ours = SchedulerSpec("forecast")
+    asha = SchedulerSpec.of("asha", grace_period=3, reduction_factor=2)
+    ours = SchedulerSpec.of("forecast")
     kw = {"metric": "val/map", "mode": "max", "concurrency": 2}
     by_asha = replay(curves, Policy("asha", asha, None), **kw)  # type: ignore[arg-type]
     by_ours = replay(curves, Policy("forecast", ours, None), **kw)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from orchestrator import __version__
 from orchestrator.cli_args import add_overrides, add_sweep_file, positive_int
 from orchestrator.compare.args import add_parser as add_compare_parser
+from orchestrator.config.models import SCHEDULERS
 from orchestrator.errors import OrchestratorError
 from orchestrator.launch.commands import add_parsers as add_launch_parsers
 from orchestrator.launch.commands import run as run_launch
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--export", metavar="FILE", help="also write the curves read as JSONL")
     replay.add_argument(
         "--scheduler",
-        choices=["asha", "median", "forecast", "none"],
+        choices=SCHEDULERS.names(),
         help="scheduler to compare (default: --config's, else asha)",
     )
     replay.add_argument(
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(path: str, overrides: list[str]) -> int:
     from orchestrator.config import load_sweep
-    from orchestrator.search_space.describe import describe
+    from orchestrator.config.describe import describe
 
     config = load_sweep(path, overrides)
     print(f"{path}: OK")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from orchestrator.tasks.base import StrictModel
+from orchestrator.config.base import StrictModel
 
 #: a factor falls this much, relative to now, for a schedule to count as "dropping ahead"
 _DROP = 1e-9

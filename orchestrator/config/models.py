@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from orchestrator.config.base import StrictModel
+from orchestrator.config.divergence import DivergenceConfig
 from orchestrator.config.lr_schedule import LrSchedule
-from orchestrator.divergence.config import DivergenceConfig
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.registry import KindRegistry
+from orchestrator.config.task import LossConfig, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
 SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
 
 Scalar = str | int | float | bool | None
 
@@ -162,8 +168,6 @@ class TrainConfig(StrictModel):
     #: clip the global gradient norm to this value; null disables clipping
     grad_clip: float | None = Field(0.1, gt=0)
     seed: int = 0
-    #: log training metrics to the live curve every this many optimizer steps
-    log_every: int = Field(1, ge=1)
     #: keep an EMA of the weights (RT-DETR uses decay 0.9999) and evaluate it; null = off
     ema: EmaConfig | None = None
 
@@ -216,19 +220,29 @@ class FinalConfig(StrictModel):
     seeds: int = Field(3, ge=1, le=100)
 
 
-class TPESampler(StrictModel):
-    kind: Literal["tpe"] = "tpe"
+class SamplerConfig(StrictModel):
+    """Base of a ``sweep.sampler`` entry: the Optuna sampler that proposes each trial.
+
+    A sampler is one module in :mod:`orchestrator.tuning.samplers` (or a plugin) with a
+    subclass registered in :data:`SAMPLERS`; see docs/extending.md.
+    """
+
+    kind: str
     seed: int = 0
-    multivariate: bool = True
-    n_startup_trials: int = Field(4, ge=0)
+
+    @abstractmethod
+    def build(self, *, concurrent: bool) -> Any:
+        """The ``optuna.samplers.BaseSampler``; ``concurrent``: several trials run at once."""
 
 
-class RandomSampler(StrictModel):
-    kind: Literal["random"]
-    seed: int = 0
-
-
-Sampler = Annotated[TPESampler | RandomSampler, Field(discriminator="kind")]
+#: ``sweep.sampler.kind`` -> its config model (which builds the Optuna sampler)
+SAMPLERS: KindRegistry[SamplerConfig] = KindRegistry(
+    "sampler", SamplerConfig, discover=("orchestrator.tuning.samplers",), default="tpe"
+)
+if TYPE_CHECKING:
+    Sampler = SamplerConfig
+else:
+    Sampler = SAMPLERS.field()
 
 
 class SweepSettings(StrictModel):
@@ -236,7 +250,7 @@ class SweepSettings(StrictModel):
 
     num_samples: int = Field(8, ge=1, le=1_000_000)
     max_concurrent: int = Field(2, ge=1)
-    sampler: Sampler = Field(default_factory=TPESampler)
+    sampler: Sampler = Field(default_factory=SAMPLERS.default_factory())
     #: sweep directories (Ray Tune storage, data cache, summary) go under this folder
     dir: str = "sweeps"
     #: Ray cluster to join (``auto``, ``ray://...``); null starts a local one
@@ -248,53 +262,46 @@ class SweepSettings(StrictModel):
     max_retries: int = Field(2, ge=0)
 
 
-class AshaScheduler(StrictModel):
-    kind: Literal["asha"] = "asha"
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
-    brackets: int = Field(1, ge=1)
+class SchedulerConfig(StrictModel):
+    """Base of a ``stopping.scheduler`` entry: the Ray Tune scheduler that cuts trials.
+
+    A scheduler is one module in :mod:`orchestrator.tuning.schedulers` (or a plugin) with a
+    subclass registered in :data:`SCHEDULERS`; see docs/extending.md.
+    """
+
+    kind: str
+
+    @abstractmethod
+    def build(
+        self, *, metric: str | None, mode: str | None, max_t: int, safe: bool = True
+    ) -> TrialScheduler:
+        """The Ray scheduler. Budgets are in reports (one per epoch); ``max_t`` is the last.
+
+        ``metric``/``mode`` None: the sweep sets them later (``set_search_properties``).
+        ``safe`` False: Ray's own class, without this project's NaN handling (replay
+        compares the two).
+        """
+
+    def budget_problems(self, epochs: int) -> list[tuple[str, str, Any]]:
+        """``(key, rule, value)`` of settings that cannot work with ``train.epochs``."""
+        grace = getattr(self, "grace_period", None)
+        if isinstance(grace, int) and grace > epochs:
+            return [("grace_period", f"must be <= train.epochs ({epochs})", grace)]
+        return []
 
 
-class MedianScheduler(StrictModel):
-    kind: Literal["median"]
-    grace_period: int = Field(1, ge=0)
-    min_samples_required: int = Field(3, ge=1)
-
-
-class NoScheduler(StrictModel):
-    kind: Literal["none"]
-
-
-class ForecastSchedulerConfig(StrictModel):
-    """Rungs like ASHA's, judged on forecasts of each trial's objective at the next rung: a
-    trial is cut only when its optimistic forecast stays below the rung's cutoff; slow
-    starters and LR drops ahead are protected (docs/stopping.md)."""
-
-    kind: Literal["forecast"]
-    grace_period: int = Field(2, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
-    #: Hyperband-style hedging: bracket b has its first rung at grace x rf^b
-    brackets: int = Field(1, ge=1)
-    #: width of the optimistic forecast, in units of the curve's own noise
-    band: float = Field(0.8, ge=0)
-    #: a curve that rose less than this fraction of its rung peers' median rise has not
-    #: started, and is not judged ...
-    start_fraction: float = Field(0.3, ge=0, le=1)
-    #: ... until this fraction of the epochs
-    warm_until: float = Field(0.5, ge=0, le=1)
-    #: relative gain an LR drop ahead (optim.schedule) may still bring the trial with the
-    #: highest learning rate of its rung
-    drop_gain: float = Field(0.3, ge=0)
-
-
-Scheduler = Annotated[
-    AshaScheduler | MedianScheduler | NoScheduler | ForecastSchedulerConfig,
-    Field(discriminator="kind"),
-]
+#: ``stopping.scheduler.kind`` -> its config model (which builds the Ray scheduler)
+SCHEDULERS: KindRegistry[SchedulerConfig] = KindRegistry(
+    "scheduler", SchedulerConfig, discover=("orchestrator.tuning.schedulers",), default="asha"
+)
+if TYPE_CHECKING:
+    Scheduler = SchedulerConfig
+else:
+    Scheduler = SCHEDULERS.field()
 
 
 class StoppingConfig(StrictModel):
-    scheduler: Scheduler = Field(default_factory=AshaScheduler)
+    scheduler: Scheduler = Field(default_factory=SCHEDULERS.default_factory())
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
 
 

@@ -12,7 +12,11 @@ median level: a small validation set's noise grows with the metric), and asks th
 from __future__ import annotations
 
 import statistics
+from typing import ClassVar
 
+from pydantic import Field
+
+from orchestrator.config.divergence import Objective, RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -109,3 +113,44 @@ class CollapseDetector(DivergenceDetector):
             if best is None or level > best:
                 best, best_n = level, n
         return None
+
+
+#: what collapse watches when neither it nor a maximised objective names a metric
+DEFAULT_METRIC = "val/map"
+
+
+@register_rule
+class CollapseRule(RuleConfig):
+    """A maximised metric that stays dead or falls far from its best."""
+
+    name: ClassVar[str] = "collapse"
+    priority: ClassVar[int] = 80
+    detector: ClassVar[type[DivergenceDetector]] = CollapseDetector
+
+    #: null: the primary objective when it is maximised, else ``val/map``
+    metric: str | None = Field(None, min_length=1)
+    #: below this after ``min_evals`` evaluations: the run never learned
+    floor: float | None = Field(0.02, gt=0)
+    min_evals: int = Field(10, ge=1)
+    #: ... for this many evaluations in a row (a slow starter's first rise is not missed)
+    patience: int = Field(3, ge=1)
+    #: a fall by this fraction of the best running median stops the run ...
+    drop: float | None = Field(0.5, gt=0, lt=1)
+    #: ... once the best reached this much (a fall from near zero is noise) ...
+    min_best: float = Field(0.05, gt=0)
+    #: ... comparing medians of this many evaluations (one bad read of a small validation
+    #: set moves no median of 3) ...
+    window: int = Field(3, ge=1)
+    #: ... and the relative fall exceeds this many times the curve's relative noise (the
+    #: best of many running medians sits ~2 noise units high, the current one ~2 low)
+    noise: float = Field(4.0, ge=0)
+
+    def build(self, objective: Objective) -> DivergenceDetector:
+        """Without a metric, collapse watches a maximised objective; a minimised one cannot
+        collapse towards zero, so ``val/map`` is watched instead (and the rule stays silent
+        where it is not reported)."""
+        settings = self.settings()
+        if settings["metric"] is None:
+            maximised = objective is not None and objective[1] == "max"
+            settings["metric"] = objective[0] if objective and maximised else DEFAULT_METRIC
+        return CollapseDetector(**settings)

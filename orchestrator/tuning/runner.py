@@ -69,18 +69,7 @@ def _init_ray(config: SweepConfig) -> None:
 
 
 def _sampler(config: SweepConfig) -> Any:
-    import optuna
-
-    s = config.sweep.sampler
-    if s.kind == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    return optuna.samplers.TPESampler(
-        seed=s.seed,
-        multivariate=s.multivariate,
-        group=s.multivariate,  # conditional spaces need group=True to stay multivariate
-        constant_liar=config.sweep.max_concurrent > 1,
-        n_startup_trials=s.n_startup_trials,
-    )
+    return config.sweep.sampler.build(concurrent=config.sweep.max_concurrent > 1)
 
 
 def run_sweep(

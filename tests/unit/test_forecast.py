@@ -153,7 +153,7 @@ CURVES = [
 
 
 def _run(kind: str, curves: list[Curve], **kw: object) -> dict[str, object]:
-    spec = SchedulerSpec(kind, grace_period=2, reduction_factor=2, **kw)  # type: ignore[arg-type]
+    spec = SchedulerSpec.of(kind, grace_period=2, reduction_factor=2, **kw)
     outcomes = replay(
         curves, Policy(kind, spec, None), metric="val/map", mode="max", concurrency=5
     )
