@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
 from orchestrator.config.divergence import DivergenceConfig
+from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.config.registry import KindRegistry
 from orchestrator.config.task import LossConfig, TaskConfig
 
@@ -120,6 +121,8 @@ class OptimConfig(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     #: linear warm-up over this many optimizer steps
     warmup_steps: int = Field(0, ge=0)
+    #: the learning rate over the epochs after warm-up (step, multistep, cosine)
+    schedule: LrSchedule = Field(default_factory=LrSchedule)
 
 
 class BatchConfig(StrictModel):
