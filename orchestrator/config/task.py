@@ -97,7 +97,7 @@ class TaskSpec:
     #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
     #: that trains outside this process). None: the loop + ``impl``
     runner: str | None = None
-    #: the train/val sets as MLflow dataset records (:mod:`orchestrator.tracking.datasets`),
+    #: the train/val sets as MLflow dataset records (:mod:`orchestrator.tasks.datasets`),
     #: run in the driver after ``prepare``; None: the task names no data
     describe: Callable[[Any, Path], list[dict[str, Any]]] | None = None
 

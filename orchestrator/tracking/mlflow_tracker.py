@@ -199,7 +199,7 @@ class SweepTracker:
 
     def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
         """Record the data sets a trial trains and validates on as MLflow dataset inputs
-        (dicts of :func:`orchestrator.tracking.datasets.describe`)."""
+        (dicts of :func:`orchestrator.tasks.datasets.describe`)."""
         key = trial_key(trial_id)
         if datasets and key in self.journal.created:
             self.journal.append({"op": "inputs", "key": key, "datasets": datasets})

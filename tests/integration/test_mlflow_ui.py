@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.reserved import SYSTEM_SAMPLES
-from orchestrator.tracking.datasets import dataset_record
+from orchestrator.tasks.datasets import dataset_record
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from tests.integration.local_mlflow_stack import Service, free_ports, http_ok, wait_until
 from tests.integration.test_compare_report import CHROMIUM_FLAGS

@@ -9,7 +9,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from orchestrator.tracking.datasets import dataset_record
+from orchestrator.tasks.datasets import dataset_record
 from orchestrator.tracking.journal import Journal, trial_key
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tracking.writer import JournalWriter

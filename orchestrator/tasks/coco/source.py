@@ -32,7 +32,7 @@ def describe_detection_data(
     data: SyntheticData | CocoData, data_root: Path
 ) -> list[dict[str, object]]:
     """The train and validation sets as MLflow dataset records (images, boxes, classes)."""
-    from orchestrator.tracking.datasets import TRAINING, VALIDATION, dataset_record
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
 
     paths = DetectionSource(data, data_root).paths
     records = []

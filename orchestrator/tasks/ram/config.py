@@ -133,9 +133,9 @@ def prepare_data(config: RamTaskConfig, data_root: Path) -> None:
 
 def describe_data(config: RamTaskConfig, data_root: Path) -> list[dict[str, object]]:
     """The train/val sets as MLflow dataset records: images, distinct tags, tag labels."""
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
     from orchestrator.tasks.ram.synthetic import folder_data
     from orchestrator.tasks.ram.tags_file import read_tags
-    from orchestrator.tracking.datasets import TRAINING, VALIDATION, dataset_record
 
     data = config.data
     folder = folder_data(Path(data_root), data) if isinstance(data, RamSyntheticData) else data

@@ -60,7 +60,7 @@ def prepare_data(config: RegressionTaskConfig, data_root: Path) -> None:
 
 def describe_data(config: RegressionTaskConfig, data_root: Path) -> list[dict[str, object]]:
     """The generated train/val sets as MLflow dataset records (digest: what generates them)."""
-    from orchestrator.tracking.datasets import TRAINING, VALIDATION, dataset_record
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
 
     recipe = {
         "data_seed": config.data_seed,
