@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.compare.load import get_run
 from orchestrator.errors import CompareError
+from orchestrator.reserved import PROMOTED_AT, PROMOTED_BY, PROMOTED_REASON, SWEEP_RUN_ID, TRIAL
 
 ALIAS = "best"
 MODEL_DIR = "model"
@@ -67,15 +68,15 @@ def promote(client: Any, run_id: str, reason: str, user: str | None = None) -> P
                 name,
                 source=f"runs:/{run_id}/{MODEL_DIR}",
                 run_id=run_id,
-                tags={"orch.sweep_run_id": parent_id, "orch.trial": run.info.run_name or ""},
+                tags={SWEEP_RUN_ID: parent_id, TRIAL: run.info.run_name or ""},
             ).version
         )
     client.set_registered_model_alias(name, ALIAS, version)
     who = user or getpass.getuser()
     for key, value in {
-        "orch.promoted_by": who,
-        "orch.promoted_reason": reason,
-        "orch.promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        PROMOTED_BY: who,
+        PROMOTED_REASON: reason,
+        PROMOTED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }.items():
         client.set_model_version_tag(name, version, key, value)
     return Promotion(name, version, run_id, registered_now, previous)

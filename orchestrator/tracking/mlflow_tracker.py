@@ -15,6 +15,18 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.reserved import (
+    ACCUM,
+    KIND,
+    LR_SCALED,
+    MICRO_BATCH,
+    OOM_BACKOFFS,
+    PREFIX,
+    STOP_PREFIX,
+    SWEEP_RUN_ID,
+    TRIAL,
+    TRIAL_ID,
+)
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
@@ -25,9 +37,7 @@ METRIC_PREFIXES = ("train/", "val/")
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
 #: auto``, OOM back-off): kept as tags, so the run shows the final values
-REPORTED_TAGS = frozenset(
-    {"orch.micro_batch", "orch.accum", "orch.oom_backoffs", "orch.lr_scaled"}
-)
+REPORTED_TAGS = frozenset({MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED})
 
 
 class SweepTracker:
@@ -104,7 +114,7 @@ class SweepTracker:
                 "key": SWEEP_KEY,
                 "name": self.sweep_name,
                 "time": _now(),
-                "tags": {"orch.kind": "sweep", **tags},
+                "tags": {KIND: "sweep", **tags},
             }
         )
         self._log_params(SWEEP_KEY, params)
@@ -114,8 +124,8 @@ class SweepTracker:
         if key in self.journal.created:
             self._reopen(key)  # a resumed trial continues its run
             return
-        tags = {"orch.kind": "trial", "orch.trial_id": trial_id}
-        tags.update({k: str(v) for k, v in params.items() if k.startswith("orch.")})
+        tags = {KIND: "trial", TRIAL_ID: trial_id}
+        tags.update({k: str(v) for k, v in params.items() if k.startswith(PREFIX)})
         self.journal.append(
             {
                 "op": "create_run",
@@ -126,7 +136,7 @@ class SweepTracker:
                 "tags": tags,
             }
         )
-        self._log_params(key, {k: v for k, v in params.items() if not k.startswith("orch.")})
+        self._log_params(key, {k: v for k, v in params.items() if not k.startswith(PREFIX)})
 
     def log_result(self, trial_id: str, result: dict[str, Any], step: int) -> None:
         key = trial_key(trial_id)
@@ -145,7 +155,7 @@ class SweepTracker:
         tags = [
             [k, str(v)]
             for k, v in result.items()
-            if (k.startswith("orch.stop") or k in REPORTED_TAGS) and v is not None
+            if (k.startswith(STOP_PREFIX) or k in REPORTED_TAGS) and v is not None
         ]
         if metrics or tags:
             self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
@@ -203,7 +213,7 @@ class SweepTracker:
                 "source": "runs:/{run_id}/model",
                 "alias": alias,
                 "description": "Best trial of each orchestrator sweep of this name.",
-                "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},
+                "tags": {SWEEP_RUN_ID: "run:" + SWEEP_KEY, TRIAL: trial},
             }
         )
 

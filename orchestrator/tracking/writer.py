@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.reserved import JOURNAL_KEY, REGISTERED_VERSION
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -46,7 +47,7 @@ REJECTED = frozenset(
 )
 REJECT_ATTEMPTS = 3
 #: tag that names a run's journal key, so a replayed create finds the run it made before
-RUN_KEY_TAG = "orch.journal_key"
+RUN_KEY_TAG = JOURNAL_KEY
 
 
 class JournalBusyError(RuntimeError):
@@ -290,7 +291,7 @@ class JournalWriter:
         self.state.versions[name] = str(version)
         parent = self.state.runs.get(SWEEP_KEY)
         if parent:
-            self.client.set_tag(parent, "orch.registered_version", str(version))
+            self.client.set_tag(parent, REGISTERED_VERSION, str(version))
 
     def _resolve(self, value: str) -> str:
         # tags may name a run by key ("run:sweep"): its id is known only now

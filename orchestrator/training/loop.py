@@ -25,7 +25,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from orchestrator.divergence import StopReason, build_rules
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
+from orchestrator.reserved import (
+    ACCUM,
+    EPOCH,
+    LR_SCALED,
+    MICRO_BATCH,
+    OOM_BACKOFFS,
+    SAMPLES_SEEN,
+    STEP,
+    STOP_DETAIL,
+    STOP_REASON,
+    STOP_STEP,
+)
 from orchestrator.search_space.batch import (
     AUTO,
     BatchPlan,
@@ -86,13 +97,13 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
 
     def bookkeeping(step: int, epoch: int) -> dict[str, Any]:
         return {
-            "orch.step": step,
-            "orch.epoch": epoch + 1,
-            "orch.samples_seen": step * plan.effective,
-            "orch.micro_batch": plan.micro,
-            "orch.accum": plan.accum,
-            "orch.oom_backoffs": len(backoffs),
-            "orch.lr_scaled": trial.lr,
+            STEP: step,
+            EPOCH: epoch + 1,
+            SAMPLES_SEEN: step * plan.effective,
+            MICRO_BATCH: plan.micro,
+            ACCUM: plan.accum,
+            OOM_BACKOFFS: len(backoffs),
+            LR_SCALED: trial.lr,
         }
 
     backoffs: list[str] = []

@@ -15,7 +15,19 @@ from typing import Any, TextIO
 import yaml
 
 from orchestrator.config.models import SweepConfig
-from orchestrator.reserved import STOPPED_BY
+from orchestrator.reserved import (
+    BEST_RUN_ID,
+    BEST_TRIAL,
+    EPOCH,
+    NUM_STOPPED,
+    NUM_TRIALS,
+    PREFIX,
+    STATUS,
+    STOPPED_BY,
+    SWEEP_DIR,
+    SWEEP_FILE,
+    TASK,
+)
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
@@ -149,9 +161,9 @@ def run_sweep(
         tracker.start_sweep(
             params=flatten(config.hyperparameters()),
             tags={
-                "orch.sweep_dir": str(sweep_dir),
-                "orch.sweep_file": sweep_file or "",
-                "orch.task": config.task.kind,
+                SWEEP_DIR: str(sweep_dir),
+                SWEEP_FILE: sweep_file or "",
+                TASK: config.task.kind,
             },
         )
         if resume_dir is None:
@@ -393,7 +405,7 @@ class _InterruptWatch:
 def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
     """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
     if tracker:
-        tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+        tracker.end_sweep({STATUS: "interrupted"}, status="KILLED")
         _close_tracker(tracker, config, sweep_dir, out)
 
 
@@ -425,13 +437,13 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         stop_detail=detail,
         stop_step=_int(metrics.get(STOP_STEP)),
         stopped_by=str(metrics.get(STOPPED_BY, "")),
-        params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
+        params={k: v for k, v in cfg.items() if not k.startswith(PREFIX)},
         metrics={
             k: float(v)
             for k, v in metrics.items()
             if k.startswith(("train/", "val/")) and isinstance(v, int | float)
         },
-        epochs=int(metrics.get("orch.epoch", 0) or 0),
+        epochs=int(metrics.get(EPOCH, 0) or 0),
         run_id=runs.get(tid),
     )
 
@@ -442,13 +454,13 @@ def _int(value: Any) -> int | None:
 
 def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None:
     info: dict[str, Any] = {
-        "orch.num_trials": len(summary.trials),
-        "orch.num_stopped": sum(1 for r in summary.trials if r.stop_reason),
+        NUM_TRIALS: len(summary.trials),
+        NUM_STOPPED: sum(1 for r in summary.trials if r.stop_reason),
     }
     if summary.best:
         best = summary.best[0]
-        info["orch.best_trial"] = best.trial
-        info["orch.best_run_id"] = best.run_id
+        info[BEST_TRIAL] = best.trial
+        info[BEST_RUN_ID] = best.run_id
         for o in summary.objectives:
             value = best.metrics.get(o["metric"])
             if value is not None:

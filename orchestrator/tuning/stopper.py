@@ -20,7 +20,7 @@ from typing import Any
 from ray.tune import Stopper
 
 from orchestrator.divergence import DivergenceDetector, StopReason
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
+from orchestrator.reserved import STEP, STOP_DETAIL, STOP_REASON, STOP_STEP
 
 #: report keys the rules read; the rest of a result is Tune bookkeeping
 WATCHED_PREFIXES = ("train/", "val/")
@@ -45,7 +45,7 @@ class DivergenceStopper(Stopper):
         self.reasons[trial_id] = reason
         result[STOP_REASON] = reason.code
         result[STOP_DETAIL] = reason.detail
-        result[STOP_STEP] = result.get("orch.step", result.get("training_iteration"))
+        result[STOP_STEP] = result.get(STEP, result.get("training_iteration"))
         return True
 
     def stop_all(self) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.config.models import Resources
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON
+from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_TRACEBACK
 from orchestrator.search_space.space import SKIP_REASON
 from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
@@ -124,7 +124,7 @@ def make_trainable(
                 STOP_DETAIL: describe(exc),
                 ERROR_TYPE: type(root_cause(exc)).__name__,
                 # an orch.stop* key: the tracker stores it as a tag of the child run
-                "orch.stop_traceback": tail,
+                STOP_TRACEBACK: tail,
             }
             write_json(finished, failure)
             tune.report(failure)

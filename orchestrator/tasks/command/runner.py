@@ -20,7 +20,16 @@ from typing import Any
 
 from orchestrator.config.models import SweepConfig
 from orchestrator.divergence import build_rules
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_OUTPUT, STOP_REASON, STOP_STEP
+from orchestrator.reserved import (
+    EPOCH,
+    ERROR_TYPE,
+    PREFIX,
+    STEP,
+    STOP_DETAIL,
+    STOP_OUTPUT,
+    STOP_REASON,
+    STOP_STEP,
+)
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
@@ -118,7 +127,7 @@ def run_command_trial(
                 STOP_REASON: reason,
                 STOP_DETAIL: detail,
                 STOP_STEP: epoch,
-                "orch.epoch": epoch,
+                EPOCH: epoch,
             }
         )
         if output:
@@ -136,7 +145,7 @@ def run_command_trial(
             for metrics in new_epochs():
                 last_epoch_at = time.monotonic()
                 epoch = len(history) + 1
-                result: dict[str, Any] = {**metrics, "orch.epoch": epoch, "orch.step": epoch}
+                result: dict[str, Any] = {**metrics, EPOCH: epoch, STEP: epoch}
                 history.append(result)
                 reason = rules.check(history)
                 if reason is not None:
@@ -210,7 +219,7 @@ def _finish(
                 STOP_DETAIL: failure,
                 ERROR_TYPE: "CommandFailed",
                 STOP_OUTPUT: output_tail(process),
-                "orch.epoch": done,
+                EPOCH: done,
             }
         )
     elif done < epochs:
@@ -220,7 +229,7 @@ def _finish(
                 STOP_DETAIL: f"the command exited (code 0) after {done} of train.epochs = "
                 f"{epochs} epochs",
                 STOP_STEP: done,
-                "orch.epoch": done,
+                EPOCH: done,
             }
         )
 
@@ -238,7 +247,7 @@ def command_env(
     env = dict(os.environ)
     # Python buffers a piped stdout; a regex on stdout would see epochs late
     env.setdefault("PYTHONUNBUFFERED", "1")
-    sampled = {k: v for k, v in params.items() if not k.startswith("orch.")}
+    sampled = {k: v for k, v in params.items() if not k.startswith(PREFIX)}
     env.update(
         {
             "ORCH_TRIAL_ID": str(values["trial.id"]),
