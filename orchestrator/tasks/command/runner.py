@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config.models import SweepConfig
-from orchestrator.divergence import build_rules
+from orchestrator.divergence.epoch_check import EpochCheck
 from orchestrator.reserved import (
     EPOCH,
     ERROR_TYPE,
@@ -90,7 +90,8 @@ def run_command_trial(
                 records.put(record)
 
     primary = config.primary
-    rules = build_rules(config.stopping.divergence, (primary.metric, primary.mode))
+    check = EpochCheck(config.stopping.divergence, (primary.metric, primary.mode))
+    history = check.history
     process = CommandProcess(
         argv,
         cwd=str(cwd),
@@ -99,7 +100,6 @@ def run_command_trial(
         tail_lines=task.tail_lines,
         on_line=on_line,
     )
-    history: list[dict[str, Any]] = []
 
     def new_epochs() -> list[dict[str, float]]:
         found = tail.poll() if tail is not None else []
@@ -146,8 +146,7 @@ def run_command_trial(
                 last_epoch_at = time.monotonic()
                 epoch = len(history) + 1
                 result: dict[str, Any] = {**metrics, EPOCH: epoch, STEP: epoch}
-                history.append(result)
-                reason = rules.check(history)
+                reason = check.add(result)
                 if reason is not None:
                     stop(reason.code, reason.detail, result, output=False)
                     return
