@@ -121,7 +121,7 @@ def _epoch_pass(
             # every rank must agree before anyone stops, or DDP waits forever
             agreed = accelerator.reduce(bad.to(accelerator.device), "sum").cpu()
             if agreed.sum().item() > 0:
-                return agreed  # type: ignore[no-any-return]
+                return agreed
     return None
 
 

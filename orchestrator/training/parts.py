@@ -50,15 +50,15 @@ class TrialParts:
     def evaluated_model(self) -> torch.nn.Module:
         """What the trial evaluates and saves: the EMA when on, else the model itself."""
         if self.ema is not None:
-            return self.ema.module  # type: ignore[no-any-return]
-        return self.accelerator.unwrap_model(self.model)  # type: ignore[no-any-return]
+            return self.ema.module
+        return self.accelerator.unwrap_model(self.model)
 
     def weights_state(self) -> dict[str, Any]:
         """The state dict :class:`~orchestrator.training.weights.TrialWeights` saves; a
         collective under ZeRO-3 (parameters are partitioned), so every rank calls it."""
         if self.ema is not None:
-            return self.ema.module.state_dict()  # type: ignore[no-any-return]
-        return self.accelerator.get_state_dict(self.model)  # type: ignore[no-any-return]
+            return self.ema.module.state_dict()
+        return self.accelerator.get_state_dict(self.model)
 
 
 def build_parts(trial: ResolvedTrial) -> TrialParts:

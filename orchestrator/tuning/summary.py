@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.config.models import Objective
-from orchestrator.reserved import EPOCH, STOP_DETAIL, STOP_REASON, STOP_STEP
-from orchestrator.search_space.space import SKIP_REASON
+from orchestrator.reserved import EPOCH, SKIP_REASON, STOP_DETAIL, STOP_REASON, STOP_STEP
 
 __all__ = ["STOP_DETAIL", "STOP_REASON", "STOP_STEP", "end_reason"]
 

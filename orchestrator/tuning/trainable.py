@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.config.models import Resources
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_TRACEBACK
-from orchestrator.search_space.space import SKIP_REASON
+from orchestrator.reserved import ERROR_TYPE, SKIP_REASON, STOP_DETAIL, STOP_REASON, STOP_TRACEBACK
 from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
 from orchestrator.tuning.trial_end import FINISHED_FILE, ends_trial, write_json
