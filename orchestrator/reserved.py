@@ -36,6 +36,10 @@ STEP = "orch.step"
 SAMPLES_SEEN = "orch.samples_seen"
 #: how many times an out-of-memory pass halved the micro-batch
 OOM_BACKOFFS = "orch.oom_backoffs"
+#: in every report of a trial restarted from a checkpoint: the epoch that checkpoint ended
+RESTORED_FROM_EPOCH = "orch.restored_from_epoch"
+#: which attempt of the trial made the report: 1, then 2 ... after each restart by Tune
+ATTEMPT = "orch.attempt"
 
 # -- the batch plan, set in the trial config by the search space (and reported back) --------
 EFFECTIVE_BATCH = "orch.effective_batch"

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 from orchestrator.reserved import (
     ACCUM,
+    ATTEMPT,
     KIND,
     LR_SCALED,
     MICRO_BATCH,
     OOM_BACKOFFS,
     PREFIX,
+    RESTORED_FROM_EPOCH,
     STOP_PREFIX,
     SWEEP_RUN_ID,
     TRIAL,
@@ -36,8 +38,11 @@ METRIC_PREFIXES = ("train/", "val/")
 
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
-#: auto``, OOM back-off): kept as tags, so the run shows the final values
-REPORTED_TAGS = frozenset({MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED})
+#: auto``, OOM back-off), and about its restarts: kept as tags, so the run shows the final
+#: values
+REPORTED_TAGS = frozenset(
+    {MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED, RESTORED_FROM_EPOCH, ATTEMPT}
+)
 
 
 class SweepTracker:

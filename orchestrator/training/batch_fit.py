@@ -24,6 +24,9 @@ class BatchFit:
         self.plan: BatchPlan = trial.plan
         #: ``"<micro>-><smaller>"`` for each out-of-memory back-off, oldest first
         self.backoffs: list[str] = []
+        #: the micro-batch the trial started with (before any back-off); it sizes the
+        #: evaluation's batches, which a restarted trial must keep to evaluate the same sums
+        self.start_micro = self.plan.micro
         self._auto = trial.batch.micro == AUTO
         self._key = memory_key(trial, self.plan.micro if not self._auto else 0)
         self._cache = memory_cache
@@ -45,6 +48,7 @@ class BatchFit:
                 return "even a micro-batch of 1 does not fit"
             self._use(parts, probed)
             parts.optimizer.zero_grad(set_to_none=True)
+        self.start_micro = self.plan.micro
         return None
 
     def back_off(self, parts: TrialParts) -> str | None:
@@ -64,6 +68,14 @@ class BatchFit:
         record(self._learn, self._key, self.plan.micro)
         parts.accelerator.step = 0  # restart Accelerate's accumulation count for the redo
         return None
+
+    def restore(
+        self, micro: int, backoffs: list[str], start_micro: int, parts: TrialParts
+    ) -> None:
+        """Continue with the plan a checkpoint recorded (after its back-offs)."""
+        self.backoffs = list(backoffs)
+        self.start_micro = start_micro
+        self._use(parts, micro)
 
     def _use(self, parts: TrialParts, micro: int) -> None:
         self.plan = plan_batch(self.plan.effective, micro, self.plan.workers)

@@ -11,6 +11,7 @@ assemble the report, run the divergence rules and publish weights and report.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,14 @@ from orchestrator.reserved import (
     LR_SCALED,
     MICRO_BATCH,
     OOM_BACKOFFS,
+    RESTORED_FROM_EPOCH,
     SAMPLES_SEEN,
     STEP,
     STOP_DETAIL,
     STOP_REASON,
     STOP_STEP,
 )
+from orchestrator.training import checkpoint
 from orchestrator.training.batch_fit import BatchFit
 from orchestrator.training.collective import all_agree
 from orchestrator.training.epoch import EpochEnd, train_epoch
@@ -41,40 +44,56 @@ from orchestrator.training.spec import TrialSpec, resolve
 from orchestrator.training.weighting import LossWeighting
 from orchestrator.training.weights import TrialWeights
 
-Report = Callable[[dict[str, Any]], None]
+#: ``report(metrics)``, or ``report(metrics, checkpoint_folder)``
+Report = Callable[..., None]
 
 
-def run_trial(spec: TrialSpec, report: Report) -> None:
-    """Train one trial, calling ``report(metrics)`` once per epoch (and once on a stop)."""
+def run_trial(
+    spec: TrialSpec,
+    report: Report,
+    restored: dict[str, Any] | None = None,
+    *,
+    checkpoints: bool = False,
+) -> None:
+    """Train one trial, calling ``report(metrics)`` once per epoch (and once on a stop).
+
+    With ``restored`` (this rank's state from :func:`.checkpoint.load`), the trial continues
+    after the checkpoint's epoch instead of starting over. With ``checkpoints`` (the caller's
+    ``report`` stores them) and ``train.checkpoint``, every ``every``-th epoch's report
+    carries one: ``report(metrics, folder)``.
+    """
     trial = resolve(spec)
     parts = build_parts(trial)
     fit = BatchFit(trial, spec.memory_cache, main=parts.is_main)
-    why = fit.start(parts)
-    if why is not None:
-        report(oom_stop(parts, fit, 0, 0, why))
-        return
+    weighting = LossWeighting(trial.loss, parts.components)
+    primary = trial.config.primary
+    check = EpochCheck(trial.config.stopping.divergence, (primary.metric, primary.mode))
+    if restored is None:
+        why = fit.start(parts)
+        if why is not None:
+            report(oom_stop(parts, fit, 0, 0, why))
+            return
+        # loss.weighting (docs/loss-weighting.md): target_share probes the terms' sizes here
+        weighting.calibrate(
+            parts.task, parts.model, parts.train_set, fit.plan.micro, parts.accelerator,
+            trial.train.seed,
+        )  # fmt: skip
+        parts.start_ema()
+        first, step = 0, 0
+    else:
+        parts.start_ema()
+        checkpoint.apply(restored, parts, fit, weighting, check)
+        first, step = restored["epoch"], restored["step"]
+        report = _restored_from(report, first)
     val_loader = DataLoader(
         parts.val_set,
-        batch_size=max(fit.plan.micro, 8),
+        batch_size=max(fit.start_micro, 8),
         shuffle=False,
         collate_fn=parts.task.collate,
     )
-    # loss.weighting (docs/loss-weighting.md): target_share probes the terms' magnitudes here
-    weighting = LossWeighting(trial.loss, parts.components)
-    weighting.calibrate(
-        parts.task,
-        parts.model,
-        parts.train_set,
-        fit.plan.micro,
-        parts.accelerator,
-        trial.train.seed,
-    )
-    parts.start_ema()
-    primary = trial.config.primary
-    check = EpochCheck(trial.config.stopping.divergence, (primary.metric, primary.mode))
     publish = Publisher(parts, fit, val_loader, spec.output_dir, report)
-    step = 0
-    for epoch in range(trial.train.epochs):
+    every = trial.train.checkpoint.every if checkpoints and trial.train.checkpoint else 0
+    for epoch in range(first, trial.train.epochs):
         end = train_epoch(parts, fit, weighting, epoch, step)
         step = end.step
         if end.out_of_memory is not None:
@@ -87,8 +106,20 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         if judge(parts, check, metrics, step):
             publish(metrics, final=True)
             return
-        publish(metrics, final=epoch == trial.train.epochs - 1)
+        last = epoch == trial.train.epochs - 1
+        due = bool(every) and not last and (epoch + 1) % every == 0
+        state = checkpoint.capture(parts, fit, weighting, check, epoch + 1, step) if due else None
+        publish(metrics, final=last, state=state)
         parts.accelerator.wait_for_everyone()
+
+
+def _restored_from(report: Report, epoch: int) -> Report:
+    """``report`` with ``orch.restored_from_epoch`` in every report of a restored trial."""
+
+    def tagged(metrics: dict[str, Any], *args: Any) -> None:
+        report({**metrics, RESTORED_FROM_EPOCH: epoch}, *args)
+
+    return tagged
 
 
 class Publisher:
@@ -109,12 +140,21 @@ class Publisher:
             TrialWeights(Path(output_dir), parts.task, val_loader) if output_dir else None
         )
 
-    def __call__(self, metrics: dict[str, Any], *, final: bool) -> None:
+    def __call__(
+        self, metrics: dict[str, Any], *, final: bool, state: dict[str, Any] | None = None
+    ) -> None:
+        """Report ``metrics``; with ``state``, with this rank's checkpoint of it."""
         if self.weights is not None:
-            state = self.parts.weights_state()
+            weights = self.parts.weights_state()
             if self.parts.is_main:
-                self.weights.save(state, self.fit.plan, self.fit.backoffs, final=final)
-        self.report(metrics)
+                self.weights.save(weights, self.fit.plan, self.fit.backoffs, final=final)
+        if state is None:
+            self.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="orch-checkpoint-") as folder:
+            # the report persists the folder into the trial's storage before it returns
+            checkpoint.save(state, Path(folder), self.parts.accelerator.process_index)
+            self.report(metrics, folder)
 
 
 def bookkeeping(parts: TrialParts, fit: BatchFit, step: int, epoch: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from orchestrator.reserved import (
+    ATTEMPT,
     EPOCH,
     ERROR_TYPE,
     PREFIX,
@@ -106,6 +107,8 @@ class TrackingCallback(Callback):
         result: dict[str, Any],
         **info: Any,
     ) -> None:
+        # Tune counts the trial's restarts; the child run's tag says which attempt reported
+        result[ATTEMPT] = trial.num_failures + 1
         step = int(result.get(STEP, result.get("training_iteration", 0)) or 0)
         self._safe(self.tracker.log_result, trial.trial_id, result, step)
 

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 #: CPU a multi-worker trial's own process reserves when ``resources.trial_cpus`` is unset:
 #: it only waits on its workers, and Ray rejects 0.
 COORDINATOR_CPUS = 0.1
+#: see :func:`_kill_after_reports`
+KILL_AFTER_REPORTS_ENV = "ORCH_TEST_KILL_AFTER_REPORTS"
 
 
 def trial_resources(resources: Resources) -> dict[str, float]:
@@ -74,17 +76,26 @@ def make_trainable(
         )
         last: dict[str, Any] = {}
         epochs = int(sweep["train"]["epochs"])
+        # a one-worker trial Tune restarted (or a resumed sweep continues) starts after its
+        # last checkpoint
+        one_worker = runner_of(sweep) is None and resources.workers == 1
+        restored = _restored_state(tune.get_checkpoint()) if one_worker else None
+        kill = _kill_after_reports(restored)
 
-        def report(metrics: dict[str, Any], **kwargs: Any) -> None:
+        def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
             last.clear()
             last.update(metrics)
             if ends_trial(metrics, epochs):
                 # before the report: Ray may end this trial inside it (ASHA at max_t)
                 write_json(finished, metrics)
-            tune.report(metrics, **kwargs)
+            if checkpoint is None:
+                tune.report(metrics)
+            else:
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint))
+            kill()
 
         # a task that trains outside this process (an external command) runs its own trial
-        runner = get_task(sweep["task"]["kind"]).trial_runner()
+        runner = runner_of(sweep)
         try:
             if runner is not None:
                 context = tune.get_context()
@@ -98,7 +109,7 @@ def make_trainable(
             elif resources.workers == 1:
                 from orchestrator.training.loop import run_trial
 
-                run_trial(spec, report)
+                run_trial(spec, report, restored, checkpoints=True)
             else:
                 last.update(_run_ddp(spec, resources, storage_path, finished))
             if not os.path.isfile(finished):
@@ -131,6 +142,40 @@ def make_trainable(
     return trainable
 
 
+def runner_of(sweep: dict[str, Any]) -> Any:
+    """The task's own trial runner (an external command), or None for the built-in loop."""
+    return get_task(sweep["task"]["kind"]).trial_runner()
+
+
+def _restored_state(checkpoint: Any, rank: int = 0) -> dict[str, Any] | None:
+    """``rank``'s state in the trial's latest checkpoint, or None (a first attempt)."""
+    if checkpoint is None:
+        return None
+    from pathlib import Path
+
+    from orchestrator.training.checkpoint import load
+
+    with checkpoint.as_directory() as folder:
+        return load(Path(folder), rank=rank)
+
+
+def _kill_after_reports(restored: dict[str, Any] | None) -> Callable[[], None]:
+    """A test hook for the fault tests: with ``ORCH_TEST_KILL_AFTER_REPORTS=N``, a trial that
+    was not restored from a checkpoint SIGKILLs its own process after its N-th report, as a
+    node or OOM killer would."""
+    limit = int(os.environ.get(KILL_AFTER_REPORTS_ENV, "0") or 0)
+    done = [0]
+
+    def after_report() -> None:
+        done[0] += 1
+        if limit and restored is None and done[0] >= limit:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_report
+
+
 def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
 
@@ -141,12 +186,15 @@ def _worker_loop(config: dict[str, Any]) -> None:
     epochs = int(spec.sweep["train"]["epochs"])
     rank = ray.train.get_context().get_world_rank()
 
-    def report(metrics: dict[str, Any]) -> None:
+    def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
         if rank == 0 and ends_trial(metrics, epochs):
             write_json(finished, metrics)  # before the report, which Ray may not return from
-        ray.train.report(metrics)
+        # every rank's state-<rank>.pt goes into the same checkpoint folder
+        saved = ray.train.Checkpoint.from_directory(checkpoint) if checkpoint else None
+        ray.train.report(metrics, checkpoint=saved)
 
-    run_trial(spec, report)
+    restored = _restored_state(ray.train.get_checkpoint(), rank)
+    run_trial(spec, report, restored, checkpoints=True)
 
 
 def _run_ddp(
@@ -154,11 +202,12 @@ def _run_ddp(
 ) -> dict[str, Any]:
     """Train under DDP; returns the last metrics the workers reported."""
     from ray import tune
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     use_gpu = resources.gpus_per_worker > 0
+    kept = spec.sweep["train"].get("checkpoint")
     per_worker: dict[str, float] = {"CPU": resources.cpus_per_worker}
     if use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
@@ -171,6 +220,7 @@ def _run_ddp(
         run_config=RunConfig(
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=kept["keep"] if kept else None),
             # a Ray Train V2 UserCallback; Ray types RunConfig.callbacks as Tune callbacks
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),

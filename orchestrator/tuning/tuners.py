@@ -2,8 +2,8 @@
 
 A sweep has up to two experiments under ``<sweep dir>/ray``: the search (``tune``: Optuna
 and the scheduler) and the seed repeats (``repeats``: a fixed list of configurations, no
-scheduler). Both run the same trainable with the same divergence stopper, retries,
-result files and MLflow tracking; :class:`TunerFactory` is the one place that says so.
+scheduler). Both run the same trainable with the same divergence stopper, retries, kept
+checkpoints, result files and MLflow tracking; :class:`TunerFactory` is the one place that says so.
 """
 
 from __future__ import annotations
@@ -125,6 +125,8 @@ class TunerFactory:
         stopper = DivergenceStopper(
             build_rules(config.stopping.divergence, (primary.metric, primary.mode))
         )
+        kept = config.train.checkpoint
+        checkpoints = tune.CheckpointConfig(num_to_keep=kept.keep if kept else None)
         return tune.Tuner(
             self.trainable,
             tune_config=tune.TuneConfig(
@@ -140,6 +142,7 @@ class TunerFactory:
                 verbose=0,
                 # only infrastructure failures reach Tune; the trainable ends deterministic ones
                 failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
+                checkpoint_config=checkpoints,
             ),
         )
 
