@@ -100,4 +100,4 @@ def load(folder: Path, rank: int) -> dict[str, Any]:
     path = folder / STATE_FILE.format(rank=rank)
     if not path.is_file():
         raise RuntimeError(f"checkpoint {folder} has no {path.name}")
-    return torch.load(path, weights_only=False)  # type: ignore[no-any-return]
+    return torch.load(path, weights_only=False)
