@@ -68,22 +68,12 @@ def run_trial(
     weighting = LossWeighting(trial.loss, parts.components)
     primary = trial.config.primary
     check = EpochCheck(trial.config.stopping.divergence, (primary.metric, primary.mode))
-    if restored is None:
-        why = fit.start(parts)
-        if why is not None:
-            report(oom_stop(parts, fit, 0, 0, why))
-            return
-        # loss.weighting (docs/loss-weighting.md): target_share probes the terms' sizes here
-        weighting.calibrate(
-            parts.task, parts.model, parts.train_set, fit.plan.micro, parts.accelerator,
-            trial.train.seed,
-        )  # fmt: skip
-        parts.start_ema()
-        first, step = 0, 0
-    else:
-        parts.start_ema()
-        checkpoint.apply(restored, parts, fit, weighting, check)
-        first, step = restored["epoch"], restored["step"]
+    begun = begin(parts, fit, weighting, check, restored)
+    if isinstance(begun, str):
+        report(oom_stop(parts, fit, 0, 0, begun))
+        return
+    first, step = begun
+    if restored is not None:
         report = _restored_from(report, first)
     val_loader = DataLoader(
         parts.val_set,
@@ -111,6 +101,32 @@ def run_trial(
         state = checkpoint.capture(parts, fit, weighting, check, epoch + 1, step) if due else None
         publish(metrics, final=last, state=state)
         parts.accelerator.wait_for_everyone()
+
+
+def begin(
+    parts: TrialParts,
+    fit: BatchFit,
+    weighting: LossWeighting,
+    check: EpochCheck,
+    restored: dict[str, Any] | None,
+) -> tuple[int, int] | str:
+    """Ready the trial for its first epoch: ``(epochs, steps)`` already done (0, 0 unless
+    ``restored``), or why not even a micro-batch of 1 fits."""
+    if restored is not None:
+        parts.start_ema()
+        checkpoint.apply(restored, parts, fit, weighting, check)
+        return restored["epoch"], restored["step"]
+    why = fit.start(parts)
+    if why is not None:
+        return why
+    # loss.weighting (docs/loss-weighting.md): target_share probes the terms' sizes here
+    trial = parts.trial
+    weighting.calibrate(
+        parts.task, parts.model, parts.train_set, fit.plan.micro, parts.accelerator,
+        trial.train.seed,
+    )  # fmt: skip
+    parts.start_ema()
+    return 0, 0
 
 
 def _restored_from(report: Report, epoch: int) -> Report:
