@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.compare.load import get_run
 from orchestrator.errors import CompareError
+from orchestrator.reserved import PROMOTED_AT, PROMOTED_BY, PROMOTED_REASON, SWEEP_RUN_ID, TRIAL
 
 ALIAS = "best"
 MODEL_DIR = "model"
@@ -88,16 +89,16 @@ def promote(client: Any, run_id: str, reason: str, user: str | None = None) -> P
                     name,
                     source=source,
                     run_id=run_id,
-                    tags={"orch.sweep_run_id": parent_id, "orch.trial": run.info.run_name or ""},
+                    tags={SWEEP_RUN_ID: parent_id, TRIAL: run.info.run_name or ""},
                     model_id=model_id,
                 ).version
             )
     client.set_registered_model_alias(name, ALIAS, version)
     who = user or getpass.getuser()
     for key, value in {
-        "orch.promoted_by": who,
-        "orch.promoted_reason": reason,
-        "orch.promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        PROMOTED_BY: who,
+        PROMOTED_REASON: reason,
+        PROMOTED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }.items():
         client.set_model_version_tag(name, version, key, value)
     return Promotion(name, version, run_id, registered_now, previous)

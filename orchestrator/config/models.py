@@ -161,6 +161,18 @@ class EmaConfig(StrictModel):
     warmup: int = Field(2000, ge=0)
 
 
+class CheckpointConfig(StrictModel):
+    """Trial checkpoints through Ray Tune (docs/reliability.md): a trial Tune restarts after
+    an infrastructure failure, or that ``orchestrate resume`` continues, starts after its
+    last checkpoint instead of from scratch. Built-in tasks only (an external command keeps
+    its own)."""
+
+    #: checkpoint at the end of every this many epochs (never after the last)
+    every: int = Field(1, ge=1)
+    #: checkpoints Tune keeps per trial (CheckpointConfig.num_to_keep)
+    keep: int = Field(2, ge=1)
+
+
 class TrainConfig(StrictModel):
     """The trial loop."""
 
@@ -170,6 +182,8 @@ class TrainConfig(StrictModel):
     seed: int = 0
     #: keep an EMA of the weights (RT-DETR uses decay 0.9999) and evaluate it; null = off
     ema: EmaConfig | None = None
+    #: trial checkpoints; null = none (a restarted trial starts over)
+    checkpoint: CheckpointConfig | None = Field(default_factory=CheckpointConfig)
 
 
 class Resources(StrictModel):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import CurvesError
+from orchestrator.reserved import KIND, STEP, STOP_REASON
 
 
 @dataclass
@@ -121,7 +122,7 @@ def curves_from_mlflow(experiment: str, tracking_uri: str) -> list[Curve]:
         raise CurvesError(f"MLflow at {tracking_uri}: no experiment named {experiment!r}")
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="tags.`orch.kind` = 'trial'",
+        filter_string=f"tags.`{KIND}` = 'trial'",
         order_by=["attributes.start_time ASC"],
         max_results=10_000,
     )
@@ -135,9 +136,9 @@ def curves_from_mlflow(experiment: str, tracking_uri: str) -> list[Curve]:
                 by_step.setdefault(m.step, {})[key] = m.value
         if not by_step:
             continue
-        history = [dict(by_step[s], **{"orch.step": s}) for s in sorted(by_step)]
+        history = [dict(by_step[s], **{STEP: s}) for s in sorted(by_step)]
         tags = run.data.tags
-        if tags.get("orch.stop_reason") == "nonfinite":
+        if tags.get(STOP_REASON) == "nonfinite":
             history[-1]["train/loss"] = float("nan")
         curves.append(
             Curve(

@@ -11,6 +11,7 @@ from typing import Any
 from orchestrator.divergence.base import as_number
 from orchestrator.replay.curves import Curve
 from orchestrator.replay.simulate import Outcome, Policy, replay
+from orchestrator.reserved import STEP
 
 
 @dataclass
@@ -62,7 +63,7 @@ def steps(curve: Curve) -> list[float]:
     """The step of each report: its ``step`` / ``orch.step`` value, else its position."""
     out = []
     for i, report in enumerate(curve.history):
-        v = as_number(report.get("step", report.get("orch.step")))
+        v = as_number(report.get("step", report.get(STEP)))
         out.append(v if v is not None and math.isfinite(v) else float(i + 1))
     return out
 

@@ -16,7 +16,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from orchestrator.redact import strip_userinfo
-from orchestrator.reserved import SYSTEM_SAMPLES
+from orchestrator.reserved import (
+    ACCUM,
+    ATTEMPT,
+    KIND,
+    LR_SCALED,
+    MICRO_BATCH,
+    OOM_BACKOFFS,
+    PREFIX,
+    RESTORED_FROM_EPOCH,
+    STOP_PREFIX,
+    SWEEP_RUN_ID,
+    SYSTEM_SAMPLES,
+    TRIAL,
+    TRIAL_ID,
+)
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
@@ -30,9 +44,10 @@ MODEL_NAME = "model"
 
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
-#: auto``, OOM back-off): kept as tags, so the run shows the final values
+#: auto``, OOM back-off), and about its restarts: kept as tags, so the run shows the final
+#: values
 REPORTED_TAGS = frozenset(
-    {"orch.micro_batch", "orch.accum", "orch.oom_backoffs", "orch.lr_scaled"}
+    {MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED, RESTORED_FROM_EPOCH, ATTEMPT}
 )
 
 
@@ -118,7 +133,7 @@ class SweepTracker:
                 "key": SWEEP_KEY,
                 "name": self.sweep_name,
                 "time": _now(),
-                "tags": {"orch.kind": "sweep", **tags},
+                "tags": {KIND: "sweep", **tags},
             }
         )
         self._log_params(SWEEP_KEY, params)
@@ -129,8 +144,8 @@ class SweepTracker:
         if key in self.journal.created:
             self._reopen(key)  # a resumed trial continues its run
             return
-        tags = {"orch.kind": "trial", "orch.trial_id": trial_id}
-        tags.update({k: str(v) for k, v in params.items() if k.startswith("orch.")})
+        tags = {KIND: "trial", TRIAL_ID: trial_id}
+        tags.update({k: str(v) for k, v in params.items() if k.startswith(PREFIX)})
         self.journal.append(
             {
                 "op": "create_run",
@@ -141,7 +156,7 @@ class SweepTracker:
                 "tags": tags,
             }
         )
-        self._log_params(key, {k: v for k, v in params.items() if not k.startswith("orch.")})
+        self._log_params(key, {k: v for k, v in params.items() if not k.startswith(PREFIX)})
 
     def log_result(self, trial_id: str, result: dict[str, Any], step: int) -> None:
         key = trial_key(trial_id)
@@ -161,7 +176,7 @@ class SweepTracker:
         tags = [
             [k, str(v)]
             for k, v in result.items()
-            if (k.startswith("orch.stop") or k in REPORTED_TAGS) and v is not None
+            if (k.startswith(STOP_PREFIX) or k in REPORTED_TAGS) and v is not None
         ]
         if metrics or tags:
             self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
@@ -235,7 +250,7 @@ class SweepTracker:
                 "key": key,
                 "name": name,
                 "path": local_dir,
-                "tags": {"orch.trial_id": trial_id},
+                "tags": {TRIAL_ID: trial_id},
             }
         )
         return True
@@ -259,7 +274,7 @@ class SweepTracker:
                 "source": "runs:/{run_id}/" + MODEL_NAME,
                 "alias": alias,
                 "description": "Best trial of each orchestrator sweep of this name.",
-                "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},
+                "tags": {SWEEP_RUN_ID: "run:" + SWEEP_KEY, TRIAL: trial},
             }
         )
 

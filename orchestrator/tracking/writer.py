@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.redact import mask_userinfo
+from orchestrator.reserved import JOURNAL_KEY, REGISTERED_VERSION
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -48,7 +49,7 @@ REJECTED = frozenset(
 )
 REJECT_ATTEMPTS = 3
 #: tag that names a run's journal key, so a replayed create finds the run it made before
-RUN_KEY_TAG = "orch.journal_key"
+RUN_KEY_TAG = JOURNAL_KEY
 #: experiment tag MLflow's UI reads to choose its layout; "custom_model_development" opens
 #: the runs table (model training) instead of the GenAI traces view
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -422,7 +423,7 @@ class JournalWriter:
         self.state.versions[name] = str(version)
         parent = self.state.runs.get(SWEEP_KEY)
         if parent:
-            self.client.set_tag(parent, "orch.registered_version", str(version))
+            self.client.set_tag(parent, REGISTERED_VERSION, str(version))
 
     def _resolve(self, value: str) -> str:
         # tags may name a run by key ("run:sweep"): its id is known only now

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON
+from orchestrator.reserved import STOP_DETAIL, STOP_REASON, TRIAL_ID
 
 
 def _finite(value: Any) -> bool:
@@ -62,7 +62,7 @@ class SweepSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
     def _user_attrs(self, trial_id: str, result: dict[str, Any]) -> dict[str, str]:
-        attrs = {"orch.trial_id": trial_id}
+        attrs = {TRIAL_ID: trial_id}
         for key in (STOP_REASON, STOP_DETAIL):
             if result.get(key):
                 attrs[key] = str(result[key])[:500]
