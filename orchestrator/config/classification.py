@@ -79,8 +79,8 @@ CLASSIFICATION_LOSSES: KindRegistry[ClassificationLoss] = KindRegistry(
 
 
 def classification_names(task: str) -> list[str]:
-    """The registered losses that ``task``'s ``loss.cls`` accepts, in registration order."""
-    return [name for name, cls in CLASSIFICATION_LOSSES.items() if task in cls.tasks]
+    """The registered losses that ``task``'s ``loss.cls`` accepts, sorted."""
+    return sorted(name for name, cls in CLASSIFICATION_LOSSES.items() if task in cls.tasks)
 
 
 def check_classification(name: str, task: str) -> str:
