@@ -17,3 +17,6 @@ STOP_STEP = "orch.stop_step"
 ERROR_TYPE = "orch.error_type"
 #: the last output lines of an external command that failed or was stopped for a timeout
 STOP_OUTPUT = "orch.stop_output"
+#: system-metric samples a trial reports since its previous report:
+#: ``[[time_ms, {name: value}], ...]`` (``training/system_metrics.py``)
+SYSTEM_SAMPLES = "orch.system_samples"

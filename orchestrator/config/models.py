@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
 from orchestrator.config.divergence import DivergenceConfig
+from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.config.registry import KindRegistry
 from orchestrator.config.task import LossConfig, TaskConfig
 
@@ -120,6 +121,8 @@ class OptimConfig(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     #: linear warm-up over this many optimizer steps
     warmup_steps: int = Field(0, ge=0)
+    #: the learning rate over the epochs after warm-up (step, multistep, cosine)
+    schedule: LrSchedule = Field(default_factory=LrSchedule)
 
 
 class BatchConfig(StrictModel):
@@ -257,6 +260,20 @@ class SweepSettings(StrictModel):
     #: restarts of a trial after an infrastructure failure (OOM, lost worker or node,
     #: preemption); a deterministic error or a divergence is never retried
     max_retries: int = Field(2, ge=0)
+    #: the Optuna study's storage, for optuna-dashboard: null = ``optuna.journal`` in the
+    #: sweep folder; an SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``) for a
+    #: cluster, where the driver's sweep folder is not where you look
+    optuna_storage: str | None = None
+
+    @field_validator("optuna_storage")
+    @classmethod
+    def _storage_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                "must be an SQLAlchemy URL such as postgresql://user@host/db or "
+                f"sqlite:////abs/path.db (null: a journal file in the sweep folder), got {value!r}"
+            )
+        return value
 
 
 class SchedulerConfig(StrictModel):
@@ -312,6 +329,9 @@ class TrackingConfig(StrictModel):
     #: at the end of a sweep, how long to wait for MLflow to take the buffered writes
     #: before leaving them in the sweep folder for ``orchestrate sync``
     flush_timeout_s: float = Field(default=60.0, ge=0)
+    #: seconds between system-metric samples in each trial (CPU, memory, GPU: MLflow's
+    #: System metrics tab); 0 turns sampling off
+    system_metrics_s: float = Field(default=10.0, ge=0)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

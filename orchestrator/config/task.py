@@ -97,6 +97,9 @@ class TaskSpec:
     #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
     #: that trains outside this process). None: the loop + ``impl``
     runner: str | None = None
+    #: the train/val sets as MLflow dataset records (:mod:`orchestrator.tasks.datasets`),
+    #: run in the driver after ``prepare``; None: the task names no data
+    describe: Callable[[Any, Path], list[dict[str, Any]]] | None = None
 
     def config_model(self) -> type[TaskConfig]:
         return self.config
@@ -112,6 +115,9 @@ class TaskSpec:
 
     def trial_runner(self) -> Any:
         return _load(self.runner) if self.runner else None
+
+    def describe_data(self) -> Callable[[Any, Path], list[dict[str, Any]]] | None:
+        return self.describe
 
 
 #: ``task.kind`` -> its :class:`TaskSpec`, registered by each ``orchestrator.tasks.<x>.config``

@@ -44,7 +44,9 @@ def policies(
     detector = build_rules(rules, (objective[0], "max" if objective[1] == "max" else "min"))
     none = SchedulerSpec.of("none")
     out = [Policy("no early stop", none, None)]  # the last policy is the sweep's own
-    if spec.kind != "none":
+    if spec.kind == "forecast":  # ours only: there is no Ray original to compare
+        out.append(Policy("forecast (no rules)", spec, None))
+    elif spec.kind != "none":
         plain = dataclasses.replace(spec, safe=False)
         out += [
             Policy(f"{spec.kind} (Ray as shipped)", plain, None),
@@ -124,14 +126,16 @@ def _settings(
 
         config = load_sweep(opts.config, list(opts.overrides))
         rules = config.stopping.divergence
-        spec = SchedulerSpec(config.stopping.scheduler)
+        spec = SchedulerSpec(config.stopping.scheduler, lr_schedule=config.optim.schedule)
         metric, mode = config.primary.metric, config.primary.mode
         concurrency = config.sweep.max_concurrent
     if opts.scheduler:
         # the other kind keeps the settings the two have in common (grace_period ...)
         cls = SCHEDULERS.get(opts.scheduler)
         shared = {k: v for k, v in spec.config.model_dump().items() if k in cls.model_fields}
-        spec = SchedulerSpec(cls.model_validate({**shared, "kind": opts.scheduler}))
+        spec = SchedulerSpec(
+            cls.model_validate({**shared, "kind": opts.scheduler}), lr_schedule=spec.lr_schedule
+        )
     metric = opts.metric or metric
     mode = opts.mode or mode
     concurrency = opts.concurrency or concurrency

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,17 @@ class Curve:
     family: str | None = None
     onset: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def split_curves(curves: list[Curve], salt: str = "") -> tuple[list[Curve], list[Curve]]:
+    """``(tune, holdout)``: a fixed half of the curves to choose settings on and the other
+    half to report on, by the CRC-32 of ``salt + trial name`` (stable across runs, Python
+    versions and file order; a curve added later never moves another one)."""
+    tune: list[Curve] = []
+    holdout: list[Curve] = []
+    for c in curves:
+        (holdout if zlib.crc32((salt + c.trial).encode()) % 2 else tune).append(c)
+    return tune, holdout
 
 
 def load_curves(path: str | Path) -> list[Curve]:

@@ -188,15 +188,25 @@ def render(scores: list[PolicyScore], n_curves: int, concurrency: int) -> str:
 
 
 def render_stops(curves: list[Curve], s: PolicyScore) -> str:
-    """Which trials ``s`` stopped, when and why, one line each."""
+    """Which trials ``s`` stopped, when and why, one line each; then the trials its
+    scheduler protected (kept although they looked behind, or not judged yet), and why."""
     lines = [f"Stopped under {s.policy!r}:"]
+    kept = []
     for c, o in zip(curves, s.outcomes, strict=True):
+        label = f" [{c.label}{'/' + c.family if c.family else ''}]" if c.label else ""
         if o.stopped_by is None:
+            if o.protected:
+                kept.append(f"  {c.trial}{label}: ran to report {o.total} - {o.protected}")
             continue
         step = steps(c)[o.reports - 1]
-        label = f" [{c.label}{'/' + c.family if c.family else ''}]" if c.label else ""
-        why = f"{o.reason}: {o.detail}" if o.stopped_by == "rules" else "scheduler"
+        if o.stopped_by == "rules":
+            why = f"{o.reason}: {o.detail}"
+        else:
+            why = f"scheduler: {o.detail}" if o.detail else "scheduler"
         lines.append(f"  {c.trial}{label}: report {o.reports}/{o.total} (step {step:g}) - {why}")
+    if kept:
+        lines.append(f"Protected under {s.policy!r} (kept although behind, and why):")
+        lines += kept
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.config.models import SCHEDULERS, SchedulerConfig
 from orchestrator.divergence import DivergenceDetector
 from orchestrator.replay.curves import Curve
@@ -26,11 +27,20 @@ class SchedulerSpec:
 
     config: SchedulerConfig = field(default_factory=SCHEDULERS.default_factory())
     safe: bool = True
+    #: the sweep's ``optim.schedule``, for a scheduler that reads it (forecast)
+    lr_schedule: LrSchedule | None = None
 
     @classmethod
     def of(cls, kind: str, *, safe: bool = True, **settings: Any) -> SchedulerSpec:
         """``kind`` from the scheduler registry with ``settings`` (validated)."""
         return cls(SCHEDULERS.get(kind).model_validate({"kind": kind, **settings}), safe)
+
+    def build(self, metric: str, mode: str, max_t: int) -> Any:
+        """The Ray scheduler, with the sweep's LR schedule where it reads one."""
+        scheduler = self.config.build(metric=metric, mode=mode, max_t=max_t, safe=self.safe)
+        if self.lr_schedule is not None and hasattr(scheduler, "lr_schedule"):
+            scheduler.lr_schedule = self.lr_schedule
+        return scheduler
 
     @property
     def kind(self) -> str:
@@ -56,14 +66,17 @@ class Outcome:
     stopped_by: str | None  # "rules", "scheduler" or None (ran to the end)
     reason: str | None = None  # the rule's code
     detail: str | None = None
+    #: why the scheduler kept it (or did not judge it yet) although it looked behind
+    protected: str | None = None
 
 
 class _Trial:
-    """The two attributes Ray's schedulers read from a trial."""
+    """The attributes Ray's schedulers read from a trial (``config``: its sampled params)."""
 
-    def __init__(self, trial_id: str) -> None:
+    def __init__(self, trial_id: str, config: dict[str, Any] | None = None) -> None:
         self.trial_id = trial_id
         self.status = "RUNNING"
+        self.config = config or {}
 
     def __hash__(self) -> int:
         return hash(self.trial_id)
@@ -94,7 +107,7 @@ def replay(
     np.random.seed(0)  # ASHA picks a bracket at random when there are several
     max_t = max_t or max(len(c.history) for c in curves)
     spec = policy.scheduler
-    scheduler: Any = spec.config.build(metric=metric, mode=mode, max_t=max_t, safe=spec.safe)
+    scheduler: Any = spec.build(metric, mode, max_t)
     controller = _Controller()
     outcomes: dict[str, Outcome] = {}
     ids = {id(c): f"{i:05d}" for i, c in enumerate(curves)}
@@ -105,7 +118,7 @@ def replay(
     while pending or running:
         while pending and len(running) < concurrency:
             curve = pending.popleft()
-            trial = _Trial(ids[id(curve)])
+            trial = _Trial(ids[id(curve)], curve.params)
             scheduler.on_trial_add(controller, trial)
             running.append((curve, trial))
             position[trial.trial_id] = 0
@@ -120,6 +133,13 @@ def replay(
             else:
                 outcomes[curve.trial + ids[id(curve)]] = outcome
         running = still
+    protected = getattr(scheduler, "protected", {})
+    cut = getattr(scheduler, "cut", {})
+    for c in curves:
+        o = outcomes[c.trial + ids[id(c)]]
+        o.protected = protected.get(ids[id(c)])
+        if o.stopped_by == "scheduler" and o.detail is None:
+            o.detail = cut.get(ids[id(c)])
     return [outcomes[c.trial + ids[id(c)]] for c in curves]
 
 

@@ -15,12 +15,18 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.redact import strip_userinfo
+from orchestrator.reserved import SYSTEM_SAMPLES
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
 
 #: Metric name prefixes logged as MLflow metrics; other result keys are Ray bookkeeping.
 METRIC_PREFIXES = ("train/", "val/")
+#: MLflow's prefix of system metrics (its UI's System metrics tab)
+SYSTEM_PREFIX = "system/"
+#: name of a trial's logged model (and of its weights folder in the trial directory)
+MODEL_NAME = "model"
 
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
@@ -61,10 +67,14 @@ class SweepTracker:
         meta = self.journal_dir / "meta.json"
         if not meta.is_file():  # what `orchestrate sync` uploads to, later
             meta.write_text(
-                json.dumps({"uri": uri, "experiment": experiment, "sweep": sweep_name})
+                json.dumps(
+                    {"uri": strip_userinfo(uri), "experiment": experiment, "sweep": sweep_name}
+                )
             )
         self.resumed = SWEEP_KEY in self.journal.created
         self._reopened: set[str] = set()
+        self._running: set[str] = set()  # trial runs started and not ended by this process
+        self._system_steps: dict[str, int] = {}  # run key -> system-metric samples logged
         self.writer = JournalWriter(self.journal, uri).start()
         SweepTracker._open[str(self.journal_dir)] = self
 
@@ -79,7 +89,11 @@ class SweepTracker:
     def __reduce__(self) -> tuple[Any, ...]:
         # Tune pickles its callbacks into the experiment folder; a restored sweep gets back
         # the tracker of the same journal instead of a copy of a dead writer thread
-        return (SweepTracker.open, (self.uri, self.experiment, self.sweep_name, self.journal_dir))
+        # (without the URI's credentials: the pickle is saved in the sweep folder)
+        return (
+            SweepTracker.open,
+            (strip_userinfo(self.uri), self.experiment, self.sweep_name, self.journal_dir),
+        )
 
     @property
     def parent_id(self) -> str | None:
@@ -111,6 +125,7 @@ class SweepTracker:
 
     def start_trial(self, trial_id: str, name: str, params: dict[str, Any]) -> None:
         key = trial_key(trial_id)
+        self._running.add(key)
         if key in self.journal.created:
             self._reopen(key)  # a resumed trial continues its run
             return
@@ -142,6 +157,7 @@ class SweepTracker:
         ]
         if key in self._reopened and step <= self.journal.last_step.get(key, -1):
             metrics = []  # a restarted trial re-reporting steps its run already has
+        self._log_system(key, result.get(SYSTEM_SAMPLES))
         tags = [
             [k, str(v)]
             for k, v in result.items()
@@ -150,11 +166,43 @@ class SweepTracker:
         if metrics or tags:
             self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
 
+    def _log_system(self, key: str, samples: Any) -> None:
+        """System metrics sampled in the trial, as MLflow's ``system/...`` metrics: one
+        step per sample, counted per run, as MLflow's own monitor does. Their own op kind
+        (applied like ``log_batch``), so their steps never count as training steps."""
+        if not isinstance(samples, list) or not samples:
+            return
+        first = self._system_steps.get(key, 0)
+        rows = [
+            [SYSTEM_PREFIX + name, float(value), int(time_ms), first + offset]
+            for offset, (time_ms, values) in enumerate(samples)
+            for name, value in values.items()
+        ]
+        self._system_steps[key] = first + len(samples)
+        self.journal.append({"op": "log_system", "key": key, "metrics": rows})
+
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         key = trial_key(trial_id)
+        self._running.discard(key)
         if key not in self.journal.created:
             return
         self._end(key, status, tags)
+
+    def end_running_trials(self, status: str, tags: dict[str, str]) -> int:
+        """End every trial run still open (a Ctrl-C stops trials without ending them);
+        returns how many. ``orchestrate resume`` sets them running again."""
+        keys = sorted(k for k in self._running if k in self.journal.created)
+        for key in keys:
+            self._end(key, status, tags)
+        self._running.clear()
+        return len(keys)
+
+    def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
+        """Record the data sets a trial trains and validates on as MLflow dataset inputs
+        (dicts of :func:`orchestrator.tasks.datasets.describe`)."""
+        key = trial_key(trial_id)
+        if datasets and key in self.journal.created:
+            self.journal.append({"op": "inputs", "key": key, "datasets": datasets})
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
         now = _now()
@@ -175,13 +223,20 @@ class SweepTracker:
     def log_artifact(self, path: str) -> None:
         self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
-    def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
-        """Upload a trial's folder (its final weights) into its child run."""
+    def log_trial_model(self, trial_id: str, local_dir: str, name: str = MODEL_NAME) -> bool:
+        """Log a trial's weights folder as an MLflow 3 logged model of its run, carrying
+        the run's last ``train/``/``val/`` values (``search_logged_models`` ranks by them)."""
         key = trial_key(trial_id)
         if key not in self.journal.created:
             return False
         self.journal.append(
-            {"op": "artifacts", "key": key, "path": local_dir, "artifact_path": artifact_path}
+            {
+                "op": "logged_model",
+                "key": key,
+                "name": name,
+                "path": local_dir,
+                "tags": {"orch.trial_id": trial_id},
+            }
         )
         return True
 
@@ -190,7 +245,7 @@ class SweepTracker:
         return trial_key(trial_id) in self.journal.models
 
     def register_best(self, trial_id: str, trial: str, alias: str = "best") -> None:
-        """Register the trial's ``model`` artifact under the sweep's name, alias ``alias``.
+        """Register the trial's logged model under the sweep's name, alias ``alias``.
 
         Applied by the writer like every other op; the version it gets is tagged on the
         parent run (``orch.registered_version``) and kept in :attr:`versions`.
@@ -200,7 +255,8 @@ class SweepTracker:
                 "op": "register",
                 "key": trial_key(trial_id),
                 "name": self.sweep_name,
-                "source": "runs:/{run_id}/model",
+                "model": MODEL_NAME,
+                "source": "runs:/{run_id}/" + MODEL_NAME,
                 "alias": alias,
                 "description": "Best trial of each orchestrator sweep of this name.",
                 "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},

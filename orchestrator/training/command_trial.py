@@ -25,6 +25,7 @@ from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
 from orchestrator.tasks.command.process import CommandProcess
+from orchestrator.tasks.command.record import write_command_record
 from orchestrator.tasks.command.template import render
 from orchestrator.training.spec import TrialSpec
 
@@ -62,7 +63,7 @@ def run_command_trial(
         argv = [render(arg, values) for arg in task.command]
     cwd = work_dir / render(task.cwd, values) if task.cwd else work_dir
     env = command_env(config, spec.params, values, task)
-    (Path(trial_dir) / "command.json").write_text(json.dumps({"argv": argv, "cwd": str(cwd)}))
+    write_command_record(Path(trial_dir), task, values, work_dir)
 
     mapping = MetricMap(
         task.metrics, task.log.report_on if isinstance(task.log, JsonLinesLog) else None

@@ -75,11 +75,17 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
     model = task.build_model()
     optimizer = _optimizer(model, trial)
     warmup = trial.optim.warmup_steps
+    by_epoch = trial.optim.schedule
+    steps_per_epoch = max(1, num_train // plan.effective)
+    epochs = trial.train.epochs
+
+    def lr_factor(s: int) -> float:
+        ramp = min(1.0, (s + 1) / warmup) if warmup else 1.0
+        return ramp * by_epoch.factor(s / steps_per_epoch, epochs)
+
     # The LR schedule is stepped by hand once per optimizer step: Accelerate's prepared
     # scheduler steps once per process, which would shorten warm-up under DDP.
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     model, optimizer = accelerator.prepare(model, optimizer)
     limit = trial.backend.simulate_oom_above
     deepspeed = trial.backend.kind == "deepspeed"

@@ -14,7 +14,7 @@ from ray.tune.experiment import Trial
 
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP, STOPPED_BY
 from orchestrator.search_space.space import apply_params, flatten
-from orchestrator.tracking.mlflow_tracker import SweepTracker
+from orchestrator.tracking.mlflow_tracker import MODEL_NAME, SweepTracker
 from orchestrator.tuning.summary import end_reason
 from orchestrator.tuning.trial_end import mark_finished, read_decision
 
@@ -70,11 +70,16 @@ class TrackingCallback(Callback):
     """Mirrors trials into MLflow child runs. MLflow errors are logged, never fatal."""
 
     def __init__(
-        self, tracker: SweepTracker, epochs: int, hyperparameters: dict[str, Any]
+        self,
+        tracker: SweepTracker,
+        epochs: int,
+        hyperparameters: dict[str, Any],
+        datasets: list[dict[str, Any]] | None = None,
     ) -> None:
         self.tracker = tracker
         self.epochs = epochs
         self.hyperparameters = hyperparameters
+        self.datasets = datasets or []
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -85,6 +90,7 @@ class TrackingCallback(Callback):
         orch = {k: v for k, v in trial.config.items() if k.startswith("orch.")}
         params = {**resolved, **orch}
         self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), params)
+        self._safe(self.tracker.log_datasets, trial.trial_id, self.datasets)
 
     def on_trial_result(
         self,
@@ -108,10 +114,13 @@ class TrackingCallback(Callback):
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
-        model_dir = os.path.join(trial.local_path or "", "model")
-        if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
-            self._safe(self.tracker.log_trial_artifacts, trial.trial_id, model_dir, "model")
         reason, detail = stop_reason(trial, self.epochs)
+        if reason == "error":
+            # the trainable ended a deterministic failure itself: Tune saw a normal end
+            status = "FAILED"
+        model_dir = os.path.join(trial.local_path or "", MODEL_NAME)
+        if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
+            self._safe(self.tracker.log_trial_model, trial.trial_id, model_dir)
         tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
         if reason:
             tags.update({STOP_REASON: reason, STOP_DETAIL: detail})

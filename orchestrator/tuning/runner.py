@@ -12,13 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from orchestrator.config.models import SweepConfig
+from orchestrator.redact import mask_userinfo, strip_credentials, strip_userinfo
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.fingerprint import save_sweep
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,
@@ -36,14 +36,17 @@ log = logging.getLogger(__name__)
 def make_sweep_dir(config: SweepConfig) -> Path:
     """A new ``<sweep.dir>/<name>-<timestamp>`` folder (absolute)."""
     root = Path(config.sweep.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{config.name}-{stamp}"
     n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{config.name}-{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:  # not exists() then mkdir(): two sweeps started in the same second race there
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{config.name}-{stamp}-{n}"
 
 
 def _init_ray(config: SweepConfig) -> None:
@@ -78,14 +81,16 @@ def run_sweep(
     out: TextIO | None = None,
     callbacks: list[Any] | None = None,
     resume_dir: Path | None = None,
+    sweep_dir: Path | None = None,
 ) -> SweepSummary:
     """Run the whole sweep in this process (the Ray driver) and return its summary.
 
     ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers). ``resume_dir``
     continues the sweep of that folder (``orchestrate resume``): Tune's experiment state and
     the searcher's history are restored, finished trials stay finished, unfinished ones run
-    again and continue their MLflow child runs. Raises :class:`SweepInterrupted` after a
-    Ctrl-C, once the sweep's state is saved.
+    again and continue their MLflow child runs. ``sweep_dir`` starts the sweep in that folder
+    (``orchestrate sweep --dir``) instead of a new ``<sweep.dir>/<name>-<timestamp>``.
+    Raises :class:`SweepInterrupted` after a Ctrl-C, once the sweep's state is saved.
     """
     out = out or sys.stdout
     started = time.monotonic()
@@ -108,13 +113,16 @@ def run_sweep(
     from orchestrator.tuning.schedulers import build_scheduler
     from orchestrator.tuning.searcher import SweepSearch
     from orchestrator.tuning.stopper import DivergenceStopper
+    from orchestrator.tuning.study_storage import open_storage, study_name
 
+    # what is saved and shipped to trials: credentials in URIs stay in this process
+    shipped = strip_credentials(config.model_dump(by_alias=True, mode="json"))
     if resume_dir is None:
-        sweep_dir = make_sweep_dir(config)
-        resolved_file = sweep_dir / "sweep.yaml"
-        resolved_file.write_text(
-            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-        )
+        if sweep_dir is None:
+            sweep_dir = make_sweep_dir(config)
+        sweep_dir = Path(sweep_dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        resolved_file = save_sweep(config, sweep_dir)  # with what `resume` checks it against
     else:
         sweep_dir = Path(resume_dir).resolve()
         resolved_file = sweep_dir / "sweep.yaml"
@@ -127,6 +135,7 @@ def run_sweep(
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
+    datasets = _describe_data(config, data_root) if config.tracking.enabled else []
 
     tracker = None
     uri = None
@@ -150,7 +159,7 @@ def run_sweep(
     storage = str(sweep_dir / "ray")
     trainable = tune.with_resources(
         make_trainable(
-            config.model_dump(by_alias=True, mode="json"),
+            shipped,
             str(data_root),
             config.resources,
             storage,
@@ -174,7 +183,15 @@ def run_sweep(
         if len(objectives) == 1:
             metric, mode = objectives[0].metric, objectives[0].mode
         search = SweepSearch(
-            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+            space=SearchSpace(config),
+            metric=metric,
+            mode=mode,
+            sampler=_sampler(config),
+            # Optuna's own storage, for optuna-dashboard (resume restores this searcher,
+            # storage included, from Tune's snapshot: one study per sweep)
+            storage=open_storage(config.sweep.optuna_storage, sweep_dir),
+            study_name=study_name(sweep_dir),
+            tracker=tracker,
         )
         scheduler = build_scheduler(config)
         if config.stopping.scheduler.kind != "none":
@@ -191,7 +208,8 @@ def run_sweep(
         ]
         if tracker:
             tune_callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tune_callbacks += list(callbacks or [])
         tuner = tune.Tuner(
@@ -245,7 +263,9 @@ def run_sweep(
             repeat_interrupt = _InterruptWatch()
             try:
                 with repeat_interrupt:
-                    results = _fit_repeats(config, configs, trainable, storage, tracker, out)
+                    results = _fit_repeats(
+                        config, configs, trainable, storage, tracker, out, datasets
+                    )
             except BaseException:
                 _interrupted(tracker, config, sweep_dir, out)
                 raise
@@ -256,7 +276,7 @@ def run_sweep(
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
-        tracking_uri=uri,
+        tracking_uri=strip_userinfo(uri) if uri else None,
         parent_run_id=tracker.parent_id if tracker else None,
         objectives=[o.model_dump() for o in objectives],
         trials=rows,
@@ -267,7 +287,10 @@ def run_sweep(
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
-    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    experiment_id = tracker.writer.state.experiment_id if tracker else None
+    out.write(
+        render_summary(summary, mask_userinfo(ui_command(uri, experiment_id)) if uri else None)
+    )
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 
@@ -278,6 +301,18 @@ def run_sweep(
     return summary
 
 
+def _describe_data(config: SweepConfig, data_root: Path) -> list[dict[str, Any]]:
+    """The task's train/val sets as MLflow dataset records; none when it cannot say."""
+    describe = get_task(config.task.kind).describe_data()
+    if describe is None:
+        return []
+    try:
+        return list(describe(config.task, data_root))
+    except (OSError, ValueError) as exc:  # the data was checked; a description is a bonus
+        log.warning("could not describe the data sets for MLflow: %s", exc)
+        return []
+
+
 def _fit_repeats(
     config: SweepConfig,
     configs: list[dict[str, Any]],
@@ -285,6 +320,7 @@ def _fit_repeats(
     storage: str,
     tracker: Any,
     out: TextIO,
+    datasets: list[dict[str, Any]],
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Run the seed-repeat trials (a second Tune experiment, ``ray/repeats``, same MLflow
     parent); returns each trial's ``(config, last metrics)``."""
@@ -309,7 +345,8 @@ def _fit_repeats(
         ]
         if tracker:
             callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(tracker, config.train.epochs, config.hyperparameters(), datasets),
             )
         tuner = tune.Tuner(
             trainable,
@@ -380,8 +417,10 @@ class _InterruptWatch:
 
 
 def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
-    """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
+    """The parent run and the trials still running end KILLED (``orchestrate resume`` sets
+    them running again)."""
     if tracker:
+        tracker.end_running_trials("KILLED", {"orch.status": "interrupted"})
         tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
         _close_tracker(tracker, config, sweep_dir, out)
 

@@ -66,6 +66,8 @@ def make_trainable(
             return
         # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
         output_dir = os.path.join(trial_dir, "model")
+        # a task that trains outside this process (an external command) runs its own trial
+        runner = get_task(sweep["task"]["kind"]).trial_runner()
         spec = TrialSpec(
             sweep=sweep,
             params=params,
@@ -75,6 +77,8 @@ def make_trainable(
         )
         last: dict[str, Any] = {}
         epochs = int(sweep["train"]["epochs"])
+        # a multi-worker trial's rank 0 samples where the training runs, not this process
+        sampler = start_sampler(sweep) if resources.workers == 1 or runner else None
 
         def report(metrics: dict[str, Any], **kwargs: Any) -> None:
             last.clear()
@@ -82,10 +86,8 @@ def make_trainable(
             if ends_trial(metrics, epochs):
                 # before the report: Ray may end this trial inside it (ASHA at max_t)
                 write_json(finished, metrics)
-            tune.report(metrics, **kwargs)
+            tune.report(sampler.attach(metrics) if sampler else metrics, **kwargs)
 
-        # a task that trains outside this process (an external command) runs its own trial
-        runner = get_task(sweep["task"]["kind"]).trial_runner()
         try:
             if runner is not None:
                 context = tune.get_context()
@@ -128,8 +130,26 @@ def make_trainable(
             }
             write_json(finished, failure)
             tune.report(failure)
+        finally:
+            if sampler is not None:
+                sampler.stop()
 
     return trainable
+
+
+def start_sampler(sweep: dict[str, Any]) -> Any:
+    """This process's system-metrics sampler, started; None when tracking or sampling is
+    off (``tracking.system_metrics_s: 0``) or psutil is missing."""
+    tracking = sweep.get("tracking", {})
+    interval = float(tracking.get("system_metrics_s", 0) or 0)
+    if not tracking.get("enabled", True) or interval <= 0:
+        return None
+    try:
+        from orchestrator.training.system_metrics import SystemSampler
+
+        return SystemSampler(interval).start()
+    except ImportError:
+        return None
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -142,12 +162,18 @@ def _worker_loop(config: dict[str, Any]) -> None:
     epochs = int(spec.sweep["train"]["epochs"])
     rank = ray.train.get_context().get_world_rank()
 
+    sampler = start_sampler(spec.sweep) if rank == 0 else None
+
     def report(metrics: dict[str, Any]) -> None:
         if rank == 0 and ends_trial(metrics, epochs):
             write_json(finished, metrics)  # before the report, which Ray may not return from
-        ray.train.report(metrics)
+        ray.train.report(sampler.attach(metrics) if sampler else metrics)
 
-    run_trial(spec, report)
+    try:
+        run_trial(spec, report)
+    finally:
+        if sampler is not None:
+            sampler.stop()
 
 
 def _run_ddp(

@@ -129,9 +129,10 @@ def test_cli_replay_json_on_the_shipped_curves() -> None:
     payload = json.loads(proc.stdout)
     by = {p["policy"]: p for p in payload["policies"]}
     assert by["no early stop"]["compute_fraction"] == 1.0
-    default = by["asha + rules (sweep default)"]
+    default = by["forecast + rules (sweep default)"]
     assert payload["policy"] == default["policy"]
-    assert payload["compute_fraction"] == default["compute_fraction"] <= 0.6
+    assert payload["compute_fraction"] == default["compute_fraction"] <= 0.5
+    assert default["topk_false_stops"] == 0
     assert payload["diverged_recall"] >= 0.95 and default["false_stops"] == 0
     assert default["nan_first_report"] == default["nan_trials"] > 0
     assert by["rules only"]["topk_false_stops"] == 0

@@ -213,6 +213,13 @@ def prepare_data(config: DetectorTaskConfig, data_root: Path) -> None:
     prepare_detection_data(config.data, data_root)
 
 
+def describe_data(config: DetectorTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)
+
+
 #: what a trial of this task reports (the task class reads the same names)
 VAL_METRICS: tuple[str, ...] = ("val/map", "val/map_50")
 COMPONENTS: tuple[str, ...] = ("cls", "bbox", "rpn_cls", "rpn_bbox")
@@ -224,6 +231,7 @@ register_task(
         loss=DetectorLossConfig,
         impl="orchestrator.tasks.detector.task:DetectorTask",
         prepare=prepare_data,
+        describe=describe_data,
         val_metrics=VAL_METRICS,
         components=COMPONENTS,
     ),

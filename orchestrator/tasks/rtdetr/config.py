@@ -188,6 +188,13 @@ def synthetic_spec(data: SyntheticData) -> SyntheticSpec:
     )
 
 
+def describe_data(config: RTDetrTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)
+
+
 #: what a trial of this task reports (the task class reads the same names)
 VAL_METRICS: tuple[str, ...] = ("val/map", "val/map_50", "val/loss_raw")
 COMPONENTS: tuple[str, ...] = ("cls", "bbox", "giou")
@@ -199,6 +206,7 @@ register_task(
         loss=RTDetrLossConfig,
         impl="orchestrator.tasks.rtdetr.task:RTDetrTask",
         prepare=prepare_data,
+        describe=describe_data,
         val_metrics=VAL_METRICS,
         components=COMPONENTS,
     ),
