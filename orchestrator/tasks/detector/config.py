@@ -12,9 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
+from orchestrator.config.classification import (
+    ClassificationLoss,
+    build_classification,
+    check_classification,
+)
 from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 from orchestrator.tasks.rtdetr.config import CocoData, SyntheticData
 
@@ -173,21 +178,32 @@ class DetectorLossWeights(StrictModel):
 class DetectorLossConfig(LossConfig):
     """The ``loss:`` section for ``kind: detector``.
 
-    ``cls`` is the box head's classification loss: ``ce`` (softmax over ``num_classes + 1``,
-    background last) or ``focal`` (one sigmoid per class, background = all zeros).
+    ``cls`` is the box head's classification loss, any registered one that serves
+    ``detector`` (:mod:`orchestrator.config.classification`): ``ce`` (softmax over
+    ``num_classes + 1``, background last) or ``focal`` (one sigmoid per class, background =
+    all zeros).
     ``reduction``: ``mean`` averages each term over the sampled anchors/RoIs of the whole
     micro-batch (MMDetection's ``avg_factor``); ``sum`` averages within each image and sums
     over images, so a step's loss grows with the effective batch (the loop sums it over the
     accumulated micro-batches and workers).
     """
 
-    cls: Literal["ce", "focal"] = "ce"
+    cls: str = "ce"
     focal: FocalParams = FocalParams()
     ce: CEParams = CEParams()
     weight: DetectorLossWeights = DetectorLossWeights()
     reduction: Literal["mean", "sum"] = "mean"
     rpn: RpnStageConfig = RpnStageConfig()
     rcnn: RcnnStageConfig = RcnnStageConfig()
+
+    @field_validator("cls")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return check_classification(value, "detector")
+
+    def classification(self) -> ClassificationLoss:
+        """The ``cls`` loss with its settings."""
+        return build_classification(self.cls, self)
 
 
 def prepare_data(config: DetectorTaskConfig, data_root: Path) -> None:

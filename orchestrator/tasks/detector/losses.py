@@ -1,8 +1,9 @@
 """The four loss terms of Faster R-CNN, kept per image so either reduction can be applied.
 
 Each term is a per-image sum of element losses and a per-image normaliser (MMDetection's
-``avg_factor``: the number of sampled anchors/RoIs, or for ``ce`` the sum of the sampled
-RoIs' class weights, as ``F.cross_entropy(weight=...)`` averages). ``mean`` divides the
+``avg_factor``: the number of sampled anchors/RoIs, or what the classification loss's
+``sum_and_count`` says, for ``ce`` the sum of the sampled RoIs' class weights, as
+``F.cross_entropy(weight=...)`` averages). ``mean`` divides the
 micro-batch's total by its total normaliser; ``sum`` normalises each image, then sums.
 """
 
@@ -15,7 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from orchestrator.losses import background_class_weights, sigmoid_focal_loss
+from orchestrator.config.classification import CLASSIFICATION_LOSSES, ClassificationLoss
 
 
 @dataclass
@@ -67,7 +68,7 @@ def box_classification_term(
     logits: Sequence[torch.Tensor],
     labels: Sequence[torch.Tensor],
     *,
-    kind: Literal["ce", "focal"],
+    kind: str | ClassificationLoss,
     num_classes: int,
     bg_weight: float = 1.0,
     gamma: float = 2.0,
@@ -76,23 +77,19 @@ def box_classification_term(
     """The box head's classification of each image's sampled RoIs; ``labels`` hold a class
     index, ``num_classes`` for background.
 
-    ``ce``: softmax over ``num_classes + 1`` logits, background weighted by ``bg_weight``,
-    normalised by the sum of the weights. ``focal``: ``num_classes`` sigmoids (a background
-    RoI's target is all zeros) with the shared sigmoid focal loss, normalised by the number
-    of sampled RoIs.
+    ``kind`` is the loss (:mod:`orchestrator.config.classification`), or its name with its
+    settings among ``bg_weight``/``gamma``/``alpha``. Each image contributes the loss's
+    ``sum_and_count``: ``ce`` (softmax over ``num_classes + 1`` logits, background weighted
+    by ``bg_weight``) is normalised by the sum of the weights; sigmoid losses such as
+    ``focal`` (a background RoI's target is all zeros) by the number of sampled RoIs.
     """
-    if kind == "ce":
-        sums, counts = [], []
-        for x, y in zip(logits, labels, strict=True):
-            weights = background_class_weights(num_classes, bg_weight, device=x.device)
-            weights = weights.to(x.dtype)
-            sums.append(F.cross_entropy(x, y, weight=weights, reduction="sum"))
-            counts.append(weights[y].sum())
-        return _term(sums, counts)
-    sums = []
+    if isinstance(kind, str):
+        model = CLASSIFICATION_LOSSES.get(kind)
+        given = {"bg_weight": bg_weight, "gamma": gamma, "alpha": alpha}
+        kind = model.model_validate({k: v for k, v in given.items() if k in model.model_fields})
+    sums, counts = [], []
     for x, y in zip(logits, labels, strict=True):
-        # background's one-hot column is dropped: all zeros over the object classes
-        one_hot = F.one_hot(y, num_classes + 1)[:, :num_classes].to(x.dtype)
-        # num_boxes=1: the per-image sum; the normaliser is applied by Term.reduce
-        sums.append(sigmoid_focal_loss(x, one_hot, 1.0, alpha=alpha, gamma=gamma))
-    return _term(sums, [float(y.numel()) for y in labels])
+        total, count = kind.sum_and_count(x, y)
+        sums.append(total)
+        counts.append(count)
+    return _term(sums, counts)

@@ -57,8 +57,9 @@ class FasterRCNN(nn.Module):
         self.backbone = Backbone(model.channels)
         channels = self.backbone.out_channels
         self.rpn = RPNHead(channels, num_anchors)
+        self.classification = loss.classification()
         self.box_head = BoxHead(
-            channels * model.roi_size**2, model.head_dim, num_classes, loss.cls
+            channels * model.roi_size**2, model.head_dim, num_classes, self.classification
         )
         self.rpn_coder = BoxCoder()
         self.rcnn_coder = BoxCoder(RCNN_STDS)
@@ -129,11 +130,8 @@ class FasterRCNN(nn.Module):
             "cls": box_classification_term(
                 per_image_logits,
                 [r.labels for r in rois],
-                kind=loss.cls,
+                kind=self.classification,
                 num_classes=self.num_classes,
-                bg_weight=loss.ce.bg_weight,
-                gamma=loss.focal.gamma,
-                alpha=loss.focal.alpha,
             ),
             "bbox": l1_term(per_image_deltas, [r.targets for r in rois], sizes),
             "rpn_cls": objectness_term(rpn_logits, [t.labels for t in rpn]),
@@ -153,7 +151,7 @@ class FasterRCNN(nn.Module):
                 logits,
                 deltas,
                 rois,
-                cls_kind=self.loss_config.cls,
+                classification=self.classification,
                 image_size=image_size,
                 config=self.model_config.test,
                 coder=self.rcnn_coder,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from orchestrator.config.classification import ClassificationLoss
 from orchestrator.tasks.detector.box_coder import BoxCoder, clip_boxes
 from orchestrator.tasks.detector.config import InferenceConfig, RcnnStageConfig
 from orchestrator.tasks.detector.nms import batched_nms
@@ -18,8 +18,8 @@ from orchestrator.tasks.detector.sampler import assign_and_sample
 
 #: MMDetection's ``target_stds`` of the RoI head: refinements are small, scale them to O(1)
 RCNN_STDS = (0.1, 0.1, 0.2, 0.2)
-#: focal heads start predicting this probability for every class (RetinaNet's prior), so
-#: the many background RoIs do not swamp the first steps with a large loss
+#: sigmoid (focal) heads start predicting this probability for every class (RetinaNet's
+#: prior), so the many background RoIs do not swamp the first steps with a large loss
 FOCAL_PRIOR = 0.01
 
 
@@ -31,18 +31,19 @@ class BoxHead(nn.Module):
         in_features: int,
         hidden: int,
         num_classes: int,
-        cls_kind: Literal["ce", "focal"],
+        classification: ClassificationLoss,
     ):
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         # ce has an explicit background logit; focal's background is "no class fires"
-        self.cls = nn.Linear(hidden, num_classes + (1 if cls_kind == "ce" else 0))
+        self.cls = nn.Linear(hidden, classification.num_logits(num_classes))
         self.reg = nn.Linear(hidden, 4 * num_classes)
         nn.init.normal_(self.cls.weight, std=0.01)
         nn.init.normal_(self.reg.weight, std=0.001)
         nn.init.zeros_(self.reg.bias)
-        prior = -math.log((1 - FOCAL_PRIOR) / FOCAL_PRIOR) if cls_kind == "focal" else 0.0
+        sigmoid = not classification.background_logit
+        prior = -math.log((1 - FOCAL_PRIOR) / FOCAL_PRIOR) if sigmoid else 0.0
         nn.init.constant_(self.cls.bias, prior)
 
     def forward(self, roi_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +99,7 @@ def postprocess(
     deltas: torch.Tensor,
     rois: torch.Tensor,
     *,
-    cls_kind: Literal["ce", "focal"],
+    classification: ClassificationLoss,
     image_size: tuple[int, int],
     config: InferenceConfig,
     coder: BoxCoder,
@@ -106,7 +107,7 @@ def postprocess(
     """One image's detections: each RoI x class scored, its box decoded with that class's
     deltas, kept above ``score_thr``, class-wise NMS, the ``max_per_img`` best."""
     num_classes = deltas.shape[1]
-    probs = logits.softmax(-1)[:, :num_classes] if cls_kind == "ce" else logits.sigmoid()
+    probs = classification.probabilities(logits)
     boxes = coder.decode(
         rois[:, None, :].expand(-1, num_classes, -1).reshape(-1, 4), deltas.reshape(-1, 4)
     )

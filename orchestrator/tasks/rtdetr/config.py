@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
+from orchestrator.config.classification import (
+    ClassificationLoss,
+    build_classification,
+    check_classification,
+)
 from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 if TYPE_CHECKING:
@@ -132,18 +137,29 @@ class MatcherCosts(StrictModel):
 class RTDetrLossConfig(LossConfig):
     """The ``loss:`` section for ``kind: rtdetr``.
 
-    ``cls`` picks the classification loss: ``vfl`` (RT-DETR's varifocal), ``focal``, plain
-    sigmoid ``bce``, or softmax ``ce`` with a background class (the model then gets
-    ``num_classes + 1`` logits). ``aux`` adds the same loss on every intermediate decoder
+    ``cls`` picks the classification loss, any registered one that serves ``rtdetr``
+    (:mod:`orchestrator.config.classification`): ``vfl`` (RT-DETR's varifocal), ``focal``,
+    plain sigmoid ``bce``, or softmax ``ce`` with a background class (the model then gets
+    ``num_classes + 1`` logits); ``focal`` and ``ce`` hold their settings (``vfl`` reads
+    ``focal``). ``aux`` adds the same loss on every intermediate decoder
     layer and on the encoder's top-k query proposals, summed into each component.
     """
 
-    cls: Literal["vfl", "focal", "bce", "ce"] = "vfl"
+    cls: str = "vfl"
     weight: LossWeights = LossWeights()
     focal: FocalParams = FocalParams()
     ce: CEParams = CEParams()
     aux: bool = True
     matcher: MatcherCosts = MatcherCosts()
+
+    @field_validator("cls")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return check_classification(value, "rtdetr")
+
+    def classification(self) -> ClassificationLoss:
+        """The ``cls`` loss with its settings."""
+        return build_classification(self.cls, self)
 
 
 def prepare_data(config: RTDetrTaskConfig, data_root: Path) -> None:

@@ -13,10 +13,6 @@ from orchestrator.losses import (
     giou_box_loss,
     hungarian_match,
     l1_box_loss,
-    sigmoid_bce_loss,
-    sigmoid_focal_loss,
-    softmax_ce_loss,
-    varifocal_loss,
 )
 from orchestrator.tasks.rtdetr.config import COMPONENTS, RTDetrLossConfig
 
@@ -42,6 +38,7 @@ class RTDetrCriterion:
     def __init__(self, loss: RTDetrLossConfig, num_classes: int):
         self.loss = loss
         self.num_classes = num_classes
+        self.classification = loss.classification()
 
     def __call__(
         self,
@@ -75,7 +72,7 @@ class RTDetrCriterion:
             cost_class=cfg.matcher.cls,
             cost_bbox=cfg.matcher.bbox,
             cost_giou=cfg.matcher.giou,
-            class_cost="softmax" if cfg.cls == "ce" else "focal",
+            class_cost=self.classification.match_cost,
         )
         batch_idx = torch.cat([torch.full_like(query, b) for b, (query, _) in enumerate(matches)])
         query_idx = torch.cat([query for query, _ in matches])
@@ -101,28 +98,18 @@ class RTDetrCriterion:
         matched_targets: torch.Tensor,
         num_boxes: float,
     ) -> torch.Tensor:
-        cfg = self.loss
         logits = pred.logits
-        if cfg.cls == "ce":
-            classes = torch.full(
-                logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device
-            )
-            classes[batch_idx, query_idx] = matched_labels
-            return softmax_ce_loss(logits, classes, cfg.ce.bg_weight)
-        one_hot = torch.zeros_like(logits)
-        one_hot[batch_idx, query_idx, matched_labels] = 1.0
-        if cfg.cls == "bce":
-            return sigmoid_bce_loss(logits, one_hot, num_boxes)
-        if cfg.cls == "focal":
-            return sigmoid_focal_loss(
-                logits, one_hot, num_boxes, alpha=cfg.focal.alpha, gamma=cfg.focal.gamma
-            )
-        # varifocal: a matched query's target is the IoU its box reaches, a quality score
-        iou = elementwise_iou(
-            box_cxcywh_to_xyxy(matched_preds.detach()), box_cxcywh_to_xyxy(matched_targets)
+        # every unmatched query's target is background (index num_classes)
+        classes = torch.full(
+            logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device
         )
-        scores = torch.zeros_like(logits)
-        scores[batch_idx, query_idx, matched_labels] = iou.to(logits.dtype)
-        return varifocal_loss(
-            logits, one_hot, scores, num_boxes, alpha=cfg.focal.alpha, gamma=cfg.focal.gamma
-        )
+        classes[batch_idx, query_idx] = matched_labels
+        quality = None
+        if self.classification.needs_quality:
+            # the IoU a matched query's box reaches with its target
+            iou = elementwise_iou(
+                box_cxcywh_to_xyxy(matched_preds.detach()), box_cxcywh_to_xyxy(matched_targets)
+            )
+            quality = logits.new_zeros(logits.shape[:2])
+            quality[batch_idx, query_idx] = iou.to(logits.dtype)
+        return self.classification.loss(logits, classes, num_boxes=num_boxes, quality=quality)

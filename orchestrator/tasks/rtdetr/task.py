@@ -63,8 +63,8 @@ class RTDetrTask:
 
     @property
     def num_labels(self) -> int:
-        """Classification logits of the model: one more (background) for ``ce``."""
-        return self.num_classes + (1 if self.loss_config.cls == "ce" else 0)
+        """Classification logits of the model: one more (background) for a softmax loss."""
+        return self.loss_config.classification().num_logits(self.num_classes)
 
     @property
     def criterion(self) -> RTDetrCriterion:
@@ -156,8 +156,7 @@ class RTDetrTask:
 
     def _postprocess(self, outputs: Any, targets: list[dict[str, Any]]) -> list[Detections]:
         logits = outputs.logits.float()
-        # ce: the background column is not a detection class
-        probs = logits.softmax(-1)[..., :-1] if self.loss_config.cls == "ce" else logits.sigmoid()
+        probs = self.criterion.classification.probabilities(logits)
         batch, queries, classes = probs.shape
         # as many detections per image as queries, drawn from all query x class scores
         scores, flat_idx = probs.reshape(batch, -1).topk(queries, dim=1)
