@@ -69,7 +69,9 @@ def _init_ray(config: SweepConfig) -> None:
 
 
 def _sampler(config: SweepConfig) -> Any:
-    return config.sweep.sampler.build(concurrent=config.sweep.max_concurrent > 1)
+    return config.sweep.sampler.build(
+        concurrent=config.sweep.max_concurrent > 1, space=dict(config.space)
+    )
 
 
 def run_sweep(
@@ -173,8 +175,24 @@ def run_sweep(
         mode: str | list[str] = [o.mode for o in objectives]
         if len(objectives) == 1:
             metric, mode = objectives[0].metric, objectives[0].mode
+        from orchestrator.tuning.warm_start import warm_trials
+
+        earlier, left_out = warm_trials(config, uri)
+        if config.sweep.warm_start is not None:
+            out.write(
+                f"Warm start: {len(earlier)} earlier trial(s) in the study"
+                + (f", {left_out} left out (errored, outside this space)" if left_out else "")
+                + "\n"
+            )
         search = SweepSearch(
-            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
+            space=SearchSpace(config),
+            metric=metric,
+            mode=mode,
+            sampler=_sampler(config),
+            start_from=config.sweep.start_from,
+            warm_trials=earlier,
+            divergence_as=config.sweep.divergence_as,
+            reads_constraints=config.sweep.sampler.reads_constraints,
         )
         scheduler = build_scheduler(config)
         if config.stopping.scheduler.kind != "none":

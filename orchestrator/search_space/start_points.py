@@ -1,0 +1,70 @@
+"""``sweep.start_from``: configurations evaluated first, checked against ``space:``.
+
+Each point is validated like a sampled value would be: its keys must be ``space`` keys,
+each value one the parameter can take, and a conditional key needs its condition met by the
+point itself (a sampled parent could switch the branch off).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+from orchestrator.config.models import ParamSpec, SweepConfig
+from orchestrator.search_space.batch import batch_problem
+from orchestrator.search_space.conditions import is_active
+
+
+def start_point_problems(config: SweepConfig) -> list[tuple[tuple[str, ...], str, Any]]:
+    """``(path, rule, value)`` for every bad key or value of ``sweep.start_from``."""
+    out: list[tuple[tuple[str, ...], str, Any]] = []
+    for i, point in enumerate(config.sweep.start_from):
+        base: tuple[str, ...] = ("sweep", "start_from", f"[{i}]")
+        for key, value in point.items():
+            path = (*base, key)
+            spec = config.space.get(key)
+            if spec is None:
+                close = difflib.get_close_matches(key, list(config.space), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                out.append((path, f"not a key of space{hint}", key))
+                continue
+            rule = value_problem(spec, value)
+            if rule:
+                out.append((path, rule, value))
+            elif not is_active(spec, point):
+                out.append(
+                    (
+                        path,
+                        f"inactive: its condition {spec.when} is not met by this point "
+                        "(give the parent keys their values too)",
+                        value,
+                    )
+                )
+        effective = point.get("batch.effective", config.batch.effective)
+        micro = point.get("batch.micro", config.batch.micro)
+        if ("batch.effective" in point or "batch.micro" in point) and isinstance(effective, int):
+            problem = batch_problem(
+                effective, micro if micro == "auto" else int(micro or 0), config.resources.workers
+            )
+            if problem:
+                out.append((base, problem, {"effective": effective, "micro": micro}))
+    return out
+
+
+def value_problem(spec: ParamSpec, value: Any) -> str | None:
+    """Why ``value`` is not a value ``spec`` can take (None when it is)."""
+    if spec.choice is not None:
+        return None if value in spec.choice else f"must be one of {spec.choice}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number in {list(spec.bounds)}"
+    if spec.int_ is not None and value != int(value):
+        return "must be a whole number"
+    low, high = spec.bounds
+    if not (math.isfinite(value) and low <= value <= high):
+        return f"out of range [{spec.bounds[0]:g}, {spec.bounds[1]:g}]"
+    if spec.step is not None:
+        steps = (value - low) / spec.step
+        if abs(steps - round(steps)) > 1e-9:
+            return f"must be low + a multiple of step {spec.step:g}"
+    return None
