@@ -8,12 +8,12 @@ point itself (a sampled parent could switch the branch off).
 from __future__ import annotations
 
 import difflib
-import math
 from typing import Any
 
-from orchestrator.config.models import ParamSpec, SweepConfig
+from orchestrator.config.models import SweepConfig
 from orchestrator.search_space.batch import batch_problem
 from orchestrator.search_space.conditions import is_active
+from orchestrator.search_space.values import value_problem
 
 
 def start_point_problems(config: SweepConfig) -> list[tuple[tuple[str, ...], str, Any]]:
@@ -50,21 +50,3 @@ def start_point_problems(config: SweepConfig) -> list[tuple[tuple[str, ...], str
             if problem:
                 out.append((base, problem, {"effective": effective, "micro": micro}))
     return out
-
-
-def value_problem(spec: ParamSpec, value: Any) -> str | None:
-    """Why ``value`` is not a value ``spec`` can take (None when it is)."""
-    if spec.choice is not None:
-        return None if value in spec.choice else f"must be one of {spec.choice}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number in {list(spec.bounds)}"
-    if spec.int_ is not None and value != int(value):
-        return "must be a whole number"
-    low, high = spec.bounds
-    if not (math.isfinite(value) and low <= value <= high):
-        return f"out of range [{spec.bounds[0]:g}, {spec.bounds[1]:g}]"
-    if spec.step is not None:
-        steps = (value - low) / spec.step
-        if abs(steps - round(steps)) > 1e-9:
-            return f"must be low + a multiple of step {spec.step:g}"
-    return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.config.models import ParamSpec, SweepConfig
 from orchestrator.errors import ConfigError
-from orchestrator.search_space.start_points import value_problem
+from orchestrator.search_space.values import parse_logged, value_problem
 from orchestrator.tuning.searcher import DIVERGED
 
 #: stop reasons that are not divergence rules
@@ -83,7 +83,7 @@ def _rows_from_mlflow(
     ):
         if run.data.tags.get("orch.phase") == "repeat":
             continue
-        params = {k: _parse(space[k], v) for k, v in run.data.params.items() if k in space}
+        params = {k: parse_logged(space[k], v) for k, v in run.data.params.items() if k in space}
         status = "error" if run.info.status == "FAILED" else "done"
         rows.append(
             {
@@ -94,17 +94,6 @@ def _rows_from_mlflow(
             }
         )
     return rows
-
-
-def _parse(spec: ParamSpec, text: str) -> Any:
-    """A value logged by MLflow (always a string) back in the parameter's type."""
-    if spec.choice is not None:
-        return next((c for c in spec.choice if str(c) == text), text)
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if spec.int_ is not None and number == int(number) else number
 
 
 def _to_trial(config: SweepConfig, row: dict[str, Any]) -> Any:
