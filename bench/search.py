@@ -114,8 +114,7 @@ def render_table(
             cells.append(f"{band.mean[i]:.4f} [{band.low[i]:.4f}, {band.high[i]:.4f}]")
         trials = sum(r.trials for r in runs[key]) / len(runs[key])
         lines.append(
-            f"| {key[0]} | {key[1]} | {' | '.join(cells)} | {trials:.1f} | "
-            f"{wasted[key]:.0%} |"
+            f"| {key[0]} | {key[1]} | {' | '.join(cells)} | {trials:.1f} | {wasted[key]:.0%} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -150,8 +149,7 @@ def render_svg(bands: dict[tuple[str, str], Band], title: str) -> str:
         )
         mean = [f"{x(c):.1f},{y(v):.1f}" for c, v in zip(band.compute, band.mean, strict=True)]
         parts.append(
-            f"<polyline points='{' '.join(mean)}' fill='none' stroke='{colour}' "
-            "stroke-width='2'/>"
+            f"<polyline points='{' '.join(mean)}' fill='none' stroke='{colour}' stroke-width='2'/>"
         )
         ly = top + 16 * n + 10
         parts.append(svg.line(width - right + 10, ly, width - right + 30, ly, colour, 3))

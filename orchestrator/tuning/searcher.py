@@ -60,7 +60,7 @@ class SweepSearch(OptunaSearch):
         self._constraint = divergence_as == "constraint"
         self._infeasible_complete = self._constraint and reads_constraints
         self._last_finite: dict[str, list[float]] = {}
-        study = self._ot_study
+        study = self.study
         for trial in warm_trials:
             study.add_trial(trial)
         for point in start_from:
@@ -69,7 +69,8 @@ class SweepSearch(OptunaSearch):
     @property
     def study(self) -> Any:
         """The Optuna study (tests and benchmarks read its trials)."""
-        return self._ot_study
+        study: Any = self._ot_study  # set up in __init__: the space is always given
+        return study
 
     def _metrics(self) -> list[str]:
         return self.metric if isinstance(self.metric, list) else [self.metric]
@@ -98,7 +99,7 @@ class SweepSearch(OptunaSearch):
                 from optuna.trial import TrialState
 
                 told = values if len(values) > 1 else values[0]
-                self._ot_study.tell(ot_trial, told, state=TrialState.COMPLETE)
+                self.study.tell(ot_trial, told, state=TrialState.COMPLETE)
                 self._completed_trials.add(trial_id)
                 return
         if result and (diverged or not all(_finite(result.get(m)) for m in metrics)):
@@ -110,11 +111,11 @@ class SweepSearch(OptunaSearch):
         from optuna.study import StudyDirection
         from optuna.trial import TrialState
 
-        done = self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not done:
             return None
         worst = []
-        for i, direction in enumerate(self._ot_study.directions):
+        for i, direction in enumerate(self.study.directions):
             values = [t.values[i] for t in done]
             worst.append(max(values) if direction == StudyDirection.MINIMIZE else min(values))
         return worst

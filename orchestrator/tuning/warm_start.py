@@ -107,8 +107,8 @@ def _to_trial(config: SweepConfig, row: dict[str, Any]) -> Any:
     if not params or any(value_problem(config.space[k], v) for k, v in params.items()):
         return None
     diverged = row["stop_reason"] not in _NOT_DIVERGENCE
-    values = [row["metrics"].get(o.metric) for o in config.objectives]
-    finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+    values: list[Any] | None = [row["metrics"].get(o.metric) for o in config.objectives]
+    finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values or [])
     if not finite and not diverged:
         return None
     system_attrs = {}

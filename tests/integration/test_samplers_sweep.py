@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,9 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
         for kind in [*SAMPLERS.names(), "warm"]:
             text = SWEEP.format(kind="tpe" if kind == "warm" else kind, extra=EXTRA.get(kind, ""))
             path = tmp_path / f"{kind}.yaml"
-            path.write_text(text.replace("name: s-tpe", "name: s-warm") if kind == "warm" else text)
+            if kind == "warm":
+                text = text.replace("name: s-tpe", "name: s-warm")
+            path.write_text(text)
             extra = []
             if kind == "warm":
                 extra = [f"sweep.warm_start={{sweep_dir: {summaries['tpe'].sweep_dir}}}"]
@@ -77,7 +80,7 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
     # the warm-started sweep's searcher (saved by Tune with the experiment) holds the 3
     # trials of the tpe sweep, marked, before its own 3
     warm_dir = summaries["warm"].sweep_dir
-    (state,) = sorted((tmp_path / "sweeps").glob(f"{warm_dir.split('/')[-1]}/ray/tune/search*.pkl"))
+    (state,) = sorted(Path(warm_dir).glob("ray/tune/search*.pkl"))
     saved = pickle.loads(state.read_bytes())
     study = _find_study(saved)
     trials = study.trials

@@ -60,11 +60,11 @@ def share_inside(write_sweep, sampler: str, mode: str, seed: int, trials: int, s
 
 
 def test_gp_steers_away_from_diverging_region_only_with_the_constraint(write_sweep):
-    gp = "{kind: gp, seed: SEED, n_startup_trials: 5}"
+    gp = "{kind: gp, seed: SEED, n_startup_trials: 4}"
     pruned, constrained = [], []
     for seed in range(3):
-        pruned.append(share_inside(write_sweep, gp, "pruned", seed, 12, 5)[0])
-        share, study = share_inside(write_sweep, gp, "constraint", seed, 12, 5)
+        pruned.append(share_inside(write_sweep, gp, "pruned", seed, 10, 4)[0])
+        share, study = share_inside(write_sweep, gp, "constraint", seed, 10, 4)
         constrained.append(share)
         diverged = [t for t in study.trials if t.constraints.get("orch.diverged") == 1.0]
         assert diverged and all(t.state.name == "COMPLETE" for t in diverged)

@@ -77,8 +77,9 @@ def test_nearest_configuration_uses_log_scale_and_counts_a_differing_choice_as_o
         SPACE,
     )
     assert table.configs[0] == a  # strings as MLflow logs them, parsed back
-    assert nearest(table, {"optim.lr": 0.09, "loss.weight.mse": 1.0, "loss.reduction": "sum"}) == 1
-    assert nearest(table, {"optim.lr": 0.09, "loss.weight.mse": 1.0, "loss.reduction": "mean"}) == 0
+    near_b = {"optim.lr": 0.09, "loss.weight.mse": 1.0, "loss.reduction": "sum"}
+    assert nearest(table, near_b) == 1
+    assert nearest(table, {**near_b, "loss.reduction": "mean"}) == 0
 
 
 def test_regret_band_mean_and_t_interval_by_hand():
@@ -112,7 +113,7 @@ def test_simulated_sweep_spends_its_budget_and_tells_the_sampler(tmp_path, write
         sys.path.remove(str(sys_path))
     config = load_sweep(write_sweep(base=SWEEP))
     table = Table.of(load_curves(write_table(tmp_path / "t.jsonl")), dict(config.space))
-    best, worst = table.best("val/mse", "min")
+    best, _ = table.best("val/mse", "min")
     assert best == pytest.approx(
         min(r["val/mse"] for c in table.curves for r in c.history if not math.isnan(r["val/mse"]))
     )
