@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(path: str, overrides: list[str]) -> int:
     from orchestrator.config import load_sweep
-    from orchestrator.search_space.describe import describe
+    from orchestrator.config.describe import describe
 
     config = load_sweep(path, overrides)
     print(f"{path}: OK")

@@ -18,7 +18,8 @@ registered later (a plugin) is accepted too. The defaults are tuned on
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, RootModel, SerializeAsAny, create_model, model_validator
 from pydantic_core import PydanticUndefined
@@ -26,8 +27,13 @@ from pydantic_core import PydanticUndefined
 from orchestrator.config.base import StrictModel
 from orchestrator.config.registry import Registry
 
-if TYPE_CHECKING:
-    from orchestrator.divergence.base import DivergenceDetector
+
+class DivergenceDetector(Protocol):
+    """What a rule builds (:class:`orchestrator.divergence.base.DivergenceDetector`, which
+    sits above this package)."""
+
+    def check(self, history: Sequence[Mapping[str, Any]]) -> Any: ...
+
 
 #: the sweep's primary objective, ``(metric, mode)``, when a rule needs it
 Objective = tuple[str, Literal["min", "max"]] | None

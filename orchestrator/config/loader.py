@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError, create_model
 from orchestrator.config.models import SweepConfig
 from orchestrator.config.overrides import apply_overrides
 from orchestrator.config.registry import KindRegistry
+from orchestrator.config.task import TASKS, get_task
 from orchestrator.config.yaml_source import KeyPath, Source, read_yaml
 from orchestrator.errors import ConfigError, ConfigErrors
-from orchestrator.tasks import TASKS, get_task
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
@@ -42,7 +42,7 @@ def validate_source(source: Source) -> SweepConfig:
         config = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigErrors(_convert(exc, source, model)) from None
-    from orchestrator.search_space.checks import check_sweep
+    from orchestrator.config.checks import check_sweep
 
     errors = check_sweep(config, source)
     if errors:
@@ -73,11 +73,11 @@ def _model_for(data: dict[str, Any], source: Source) -> type[SweepConfig]:
                 )
             ]
         )
-    return _typed_model(kind)
+    return typed_model(kind)
 
 
 @functools.cache
-def _typed_model(kind: str) -> type[SweepConfig]:
+def typed_model(kind: str) -> type[SweepConfig]:
     """SweepConfig with ``task`` and ``loss`` typed by the task's own config models."""
     spec = get_task(kind)
     loss_model = spec.loss_model()

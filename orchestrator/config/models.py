@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from orchestrator.config.base import StrictModel
 from orchestrator.config.divergence import DivergenceConfig
 from orchestrator.config.registry import KindRegistry
-from orchestrator.tasks.base import LossConfig, TaskConfig
+from orchestrator.config.task import LossConfig, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
 SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")

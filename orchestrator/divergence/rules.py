@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from orchestrator.config.divergence import DivergenceConfig
 from orchestrator.divergence.base import DivergenceDetector
@@ -18,4 +18,4 @@ def build_rules(
     ``objective`` is the sweep's primary ``(metric, mode)``; a rule that needs it (``collapse``
     without a metric) reads it in its ``build``.
     """
-    return AnyOf([rule.build(objective) for rule in config.rules()])
+    return AnyOf([cast(DivergenceDetector, rule.build(objective)) for rule in config.rules()])

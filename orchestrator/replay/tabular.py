@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config.models import ParamSpec, SamplerConfig, SweepConfig
+from orchestrator.config.values import parse_logged
 from orchestrator.replay.curves import Curve
 from orchestrator.replay.simulate import Outcome, Policy, replay
 from orchestrator.reserved import STOP_REASON
-from orchestrator.search_space.values import parse_logged
 
 
 @dataclass

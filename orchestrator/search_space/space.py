@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.config.batch import AUTO, batch_problem, scaled_lr
+from orchestrator.config.conditions import evaluation_order, is_active
 from orchestrator.config.models import ParamSpec, SweepConfig
-from orchestrator.search_space.batch import AUTO, batch_problem, scaled_lr
-from orchestrator.search_space.conditions import evaluation_order, is_active
 
 if TYPE_CHECKING:
     import optuna

@@ -24,15 +24,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from orchestrator.divergence import StopReason, build_rules
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
-from orchestrator.search_space.batch import (
+from orchestrator.config.batch import (
     AUTO,
     BatchPlan,
     backoff_micro,
     micro_candidates,
     plan_batch,
 )
+from orchestrator.divergence import StopReason, build_rules
+from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.tasks import get_task
 from orchestrator.training.memory import (
     check_simulated_limit,
@@ -71,7 +71,7 @@ def run_trial(spec: TrialSpec, report: Report) -> None:
         trial.config.task, trial.loss, seed=trial.train.seed, data_root=trial.data_root
     )
     train_set, val_set = task.datasets()
-    num_train = len(train_set)  # type: ignore[arg-type]  # map-style datasets are sized
+    num_train = len(train_set)  # map-style datasets are sized
     model = task.build_model()
     optimizer = _optimizer(model, trial)
     warmup = trial.optim.warmup_steps

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config.models import ParamSpec, SweepConfig
+from orchestrator.config.values import parse_logged, value_problem
 from orchestrator.errors import ConfigError
-from orchestrator.search_space.values import parse_logged, value_problem
 from orchestrator.tuning.searcher import DIVERGED
 
 #: stop reasons that are not divergence rules

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from orchestrator.config import load_sweep
-from orchestrator.errors import ConfigErrors
-from orchestrator.search_space.batch import (
+from orchestrator.config.batch import (
     backoff_micro,
     batch_problem,
     micro_candidates,
     scaled_lr,
 )
+from orchestrator.errors import ConfigErrors
 from orchestrator.search_space.space import SearchSpace
 from orchestrator.training.loop import run_trial
 from orchestrator.training.spec import TrialSpec

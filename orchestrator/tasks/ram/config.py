@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from orchestrator.config.base import StrictModel
-from orchestrator.tasks.base import DataTaskConfig, LossConfig
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 
 class TagNetConfig(StrictModel):
@@ -129,3 +129,20 @@ def prepare_data(config: RamTaskConfig, data_root: Path) -> None:
     teacher = config.teacher.checkpoint
     if teacher is not None and not Path(teacher).is_file():
         raise FileNotFoundError(f"task.teacher.checkpoint does not exist: {teacher}")
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/f1", "val/precision", "val/recall")
+COMPONENTS: tuple[str, ...] = ("tag", "distill", "coarse")
+
+register_task(
+    "ram",
+    TaskSpec(
+        config=RamTaskConfig,
+        loss=RamLossConfig,
+        impl="orchestrator.tasks.ram.task:RamTask",
+        prepare=prepare_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

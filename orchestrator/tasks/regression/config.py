@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from orchestrator.config.base import StrictModel
-from orchestrator.tasks.base import LossConfig, TaskConfig
+from orchestrator.config.task import LossConfig, TaskConfig, TaskSpec, register_task
 
 
 class FaultConfig(StrictModel):
@@ -56,3 +56,20 @@ class RegressionLossConfig(LossConfig):
 
 def prepare_data(config: RegressionTaskConfig, data_root: Path) -> None:
     """Nothing to prepare: the data is generated in memory from ``data_seed``."""
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/mse",)
+COMPONENTS: tuple[str, ...] = ("mse", "l1")
+
+register_task(
+    "regression",
+    TaskSpec(
+        config=RegressionTaskConfig,
+        loss=RegressionLossConfig,
+        impl="orchestrator.tasks.regression.task:RegressionTask",
+        prepare=prepare_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.base import StrictModel
-from orchestrator.tasks.base import DataTaskConfig, LossConfig
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 if TYPE_CHECKING:
     from orchestrator.tasks.coco.synthetic import SyntheticSpec
@@ -170,3 +170,20 @@ def synthetic_spec(data: SyntheticData) -> SyntheticSpec:
         max_objects=data.max_objects,
         seed=data.seed,
     )
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/map_50", "val/loss_raw")
+COMPONENTS: tuple[str, ...] = ("cls", "bbox", "giou")
+
+register_task(
+    "rtdetr",
+    TaskSpec(
+        config=RTDetrTaskConfig,
+        loss=RTDetrLossConfig,
+        impl="orchestrator.tasks.rtdetr.task:RTDetrTask",
+        prepare=prepare_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

@@ -15,15 +15,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.config.batch import batch_problem
+from orchestrator.config.conditions import find_cycle
+from orchestrator.config.loss_weighting import weighting_errors
 from orchestrator.config.metrics import train_metrics
 from orchestrator.config.models import SEARCHABLE_SECTIONS, ParamSpec, SweepConfig
+from orchestrator.config.start_points import start_point_problems
+from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
-from orchestrator.search_space.batch import batch_problem
-from orchestrator.search_space.conditions import find_cycle
-from orchestrator.search_space.loss_weighting import weighting_errors
-from orchestrator.search_space.start_points import start_point_problems
-from orchestrator.tasks import get_task
 
 #: Beyond this many discrete batch combinations the pre-check samples no further.
 _MAX_COMBINATIONS = 10_000
@@ -96,7 +96,7 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
                 "(use zero_stage <= 2 or drop train.ema)",
                 config.train.ema.model_dump(),
             )
-        if config.batch.micro == "auto" or "auto" in (_discrete_values(config, "micro") or []):
+        if config.batch.micro == "auto" or "auto" in (discrete_values(config, "micro") or []):
             error(
                 ("batch", "micro"),
                 "auto needs backend.kind: ddp; DeepSpeed fixes the micro-batch when its "
@@ -189,7 +189,7 @@ def _can_take(spec: ParamSpec, value: Any) -> bool:
     return low <= value <= high
 
 
-def _discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
+def discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
     """All values ``batch.<key>`` can take, or None when there are too many to list."""
     spec = config.space.get(f"batch.{key}")
     if spec is None:
@@ -206,8 +206,8 @@ def _discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
 
 
 def _batch_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
-    effective = _discrete_values(config, "effective")
-    micro = _discrete_values(config, "micro")
+    effective = discrete_values(config, "effective")
+    micro = discrete_values(config, "micro")
     if effective is None or micro is None or not effective or not micro:
         return []
     workers = config.resources.workers

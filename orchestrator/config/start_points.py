@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from orchestrator.config.batch import batch_problem
+from orchestrator.config.conditions import is_active
 from orchestrator.config.models import SweepConfig
-from orchestrator.search_space.batch import batch_problem
-from orchestrator.search_space.conditions import is_active
-from orchestrator.search_space.values import value_problem
+from orchestrator.config.values import value_problem
 
 
 def start_point_problems(config: SweepConfig) -> list[tuple[tuple[str, ...], str, Any]]:
