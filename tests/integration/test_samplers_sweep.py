@@ -49,6 +49,7 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
     overrides = [f"sweep.dir={tmp_path / 'sweeps'}", f"tracking.uri={uri}"]
     client = MlflowClient(tracking_uri=uri)
     summaries = {}
+    _start_ray()
     try:
         for kind in [*SAMPLERS.names(), "warm"]:
             text = SWEEP.format(kind="tpe" if kind == "warm" else kind, extra=EXTRA.get(kind, ""))
@@ -93,6 +94,23 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
         tpe_params
     )
     assert all(t.constraints == {"orch.diverged": 0.0} for t in trials)
+
+
+def _start_ray() -> None:
+    """One local Ray for every sweep. Ray gives its node 30 s to register (hard-coded); on a
+    busy machine that can run out, so up to three attempts."""
+    import logging
+
+    import ray
+
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=2, log_to_driver=False, logging_level=logging.WARNING)
+            return
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
 
 
 def _find_study(saved: object) -> object:
