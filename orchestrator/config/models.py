@@ -243,6 +243,12 @@ class SamplerConfig(StrictModel):
         """``(path, rule, value)`` of what this sampler cannot search in ``space``."""
         return []
 
+    def start_point_problem(
+        self, space: dict[str, ParamSpec], point: dict[str, Any]
+    ) -> str | None:
+        """Why this sampler cannot start from ``point`` (a ``sweep.start_from`` entry)."""
+        return None
+
 
 #: ``sweep.sampler.kind`` -> its config model (which builds the Optuna sampler)
 SAMPLERS: KindRegistry[SamplerConfig] = KindRegistry(

@@ -41,6 +41,9 @@ def start_point_problems(config: SweepConfig) -> list[tuple[tuple[str, ...], str
                         value,
                     )
                 )
+        problem = config.sweep.sampler.start_point_problem(dict(config.space), point)
+        if problem:
+            out.append((base, problem, point))
         effective = point.get("batch.effective", config.batch.effective)
         micro = point.get("batch.micro", config.batch.micro)
         if ("batch.effective" in point or "batch.micro" in point) and isinstance(effective, int):

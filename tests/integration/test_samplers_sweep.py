@@ -60,6 +60,11 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
             extra = []
             if kind == "warm":
                 extra = [f"sweep.warm_start={{sweep_dir: {summaries['tpe'].sweep_dir}}}"]
+            if kind == "grid":  # a grid start point names a whole grid point
+                extra = [
+                    "sweep.start_from=[{optim.lr: 0.03, loss.weight.mse: 1.5}, "
+                    "{optim.lr: 0.05, loss.weight.mse: 0.5}]"
+                ]
             summaries[kind] = run_sweep(
                 load_sweep(path, overrides + extra), str(path), out=io.StringIO()
             )

@@ -134,3 +134,22 @@ def test_warm_start_needs_exactly_one_source(write_sweep):
     assert "exactly one of sweep_dir or experiment" in msg
     config = load_sweep(write_sweep("sweep: {warm_start: {experiment: old}}\n", base=BASE))
     assert config.sweep.warm_start is not None and config.sweep.warm_start.experiment == "old"
+
+
+def test_grid_start_points_must_be_whole_grid_points(write_sweep):
+    base = """\
+name: t
+task: {kind: regression}
+objective: {metric: val/mse, mode: min}
+space:
+  optim.lr: {float: [0.01, 0.03], step: 0.01}
+  loss.reduction: {choice: [mean, sum]}
+"""
+    msgs = errors(
+        write_sweep,
+        "sweep: {num_samples: 4, sampler: {kind: grid}, start_from: [{optim.lr: 0.02}, "
+        "{optim.lr: 0.02, loss.reduction: sum}]}\n",
+        base,
+    )
+    assert len(msgs) == 1 and "sweep.start_from.[0]" in msgs[0]
+    assert "missing ['loss.reduction']" in msgs[0]

@@ -82,3 +82,15 @@ class GridSampler(SamplerConfig):
                 )
             )
         return out
+
+    def start_point_problem(
+        self, space: dict[str, ParamSpec], point: dict[str, Any]
+    ) -> str | None:
+        # Optuna's GridSampler only takes enqueued trials that name a grid point
+        missing = [k for k in space if k not in point]
+        if missing:
+            return f"grid needs every space key in a start point; missing {missing}"
+        off = [
+            k for k, v in point.items() if k in space and v not in (grid_values(space[k]) or [])
+        ]
+        return f"not a grid point: {off} off the grid" if off else None
