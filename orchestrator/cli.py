@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
         "history, and the sweep ends with its num_samples trials.",
     )
     resume.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    resume.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept an edit of sweep.yaml's KEY since the sweep started (repeatable); only "
+        "keys resume honours in full: tracking.flush_timeout_s, sweep.num_cpus, "
+        "sweep.ray_address. Any other edit is refused",
+    )
     sync = sub.add_parser(
         "sync",
         help="upload MLflow writes a sweep buffered while the server was unreachable",
@@ -127,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return _compare(args)
         if args.command == "resume":
-            return _resume(args.sweep_dir)
+            return _resume(args.sweep_dir, args.allow_change)
         if args.command == "sync":
             from orchestrator.tracking.sync import sync_command
 
@@ -164,6 +173,9 @@ def _sweep(path: str, overrides: list[str]) -> int:
     from orchestrator.config import load_sweep
 
     config = load_sweep(path, overrides)
+    from orchestrator.tuning.locations import check_locations
+
+    check_locations(config)
     from orchestrator.tuning import run_sweep
     from orchestrator.tuning.runner import SweepInterrupted
 
@@ -175,10 +187,12 @@ def _sweep(path: str, overrides: list[str]) -> int:
     return 0 if summary.best else 1
 
 
-def _resume(sweep_dir: str) -> int:
+def _resume(sweep_dir: str, allow_change: list[str]) -> int:
     from pathlib import Path
 
     from orchestrator.config import load_sweep
+    from orchestrator.tuning.fingerprint import check_resume
+    from orchestrator.tuning.locations import check_locations
 
     folder = Path(sweep_dir)
     resolved = folder / "sweep.yaml"
@@ -188,6 +202,9 @@ def _resume(sweep_dir: str) -> int:
             "`orchestrate sweep`)"
         )
     config = load_sweep(str(resolved))
+    if not check_resume(config, folder, allow_change):
+        print(f"note: {folder} predates fingerprints; edits to sweep.yaml cannot be checked")
+    check_locations(config)
     from orchestrator.tuning import run_sweep
     from orchestrator.tuning.runner import SweepInterrupted
 

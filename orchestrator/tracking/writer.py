@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -53,6 +54,11 @@ class JournalBusyError(RuntimeError):
     """Another process is applying this journal."""
 
 
+class JournalDamagedError(OrchestratorError):
+    """``state.json`` names an applied op the journal no longer holds, and nothing tells
+    where it was: which ops MLflow lacks cannot be told (new ops could be skipped)."""
+
+
 class JournalWriter:
     """Apply ``journal``'s ops from ``state.applied`` on; ``start()`` runs it in a thread."""
 
@@ -77,6 +83,18 @@ class JournalWriter:
                 f"{journal.root}: another orchestrate process is writing this sweep's "
                 "tracking journal (is the sweep still running?)"
             ) from None
+        applied = journal.locate_applied(self.state)
+        if applied is None:
+            self._lock_file.close()
+            where = ", ".join(d.describe() for d in journal.damaged) or "none found"
+            raise JournalDamagedError(
+                f"{journal.path}: the last op {STATE_FILE} records as applied to MLflow "
+                f"(op {self.state.applied}) is not in the journal ({len(journal)} readable "
+                f"ops; damaged lines: {where}), so what MLflow lacks cannot be told"
+            )
+        #: what the count in state.json was, when the journal's lines moved beneath it
+        self.recounted_from = self.state.applied if applied != self.state.applied else None
+        self.state.applied = applied
         # a writer that continues a journal may replay ops applied before a kill (state.json
         # is written after each op): its creates look for their run before making a new one
         self._recovering = self.state.applied > 0
@@ -158,7 +176,9 @@ class JournalWriter:
             )
             self.outage_since = None
         with self._progress:
+            start, digest = self.journal.mark(self.state.applied)
             self.state.applied += 1
+            self.state.applied_start, self.state.applied_digest = start, digest
             _atomic_write(self.journal.root / STATE_FILE, self.state.to_json())
             self._progress.notify_all()
 
@@ -176,9 +196,9 @@ class JournalWriter:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
             # "View run ... at" lines from a background thread would garble the live table
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-            from mlflow import MlflowClient
+            from orchestrator.tracking.store_init import open_client
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            self._client = open_client(self.uri)
         return self._client
 
     def _run_id(self, key: str) -> str:

@@ -12,13 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from orchestrator.config.models import SweepConfig
 from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.fingerprint import save_sweep
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,
@@ -36,14 +35,17 @@ log = logging.getLogger(__name__)
 def make_sweep_dir(config: SweepConfig) -> Path:
     """A new ``<sweep.dir>/<name>-<timestamp>`` folder (absolute)."""
     root = Path(config.sweep.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{config.name}-{stamp}"
     n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{config.name}-{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:  # not exists() then mkdir(): two sweeps started in the same second race there
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{config.name}-{stamp}-{n}"
 
 
 def _init_ray(config: SweepConfig) -> None:
@@ -113,10 +115,7 @@ def run_sweep(
 
     if resume_dir is None:
         sweep_dir = make_sweep_dir(config)
-        resolved_file = sweep_dir / "sweep.yaml"
-        resolved_file.write_text(
-            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-        )
+        resolved_file = save_sweep(config, sweep_dir)  # with what `resume` checks it against
     else:
         sweep_dir = Path(resume_dir).resolve()
         resolved_file = sweep_dir / "sweep.yaml"

@@ -17,9 +17,10 @@ and ``divergence_as: pruned``, get it as PRUNED. docs/search.md says what each s
 with either. Trials cut by ASHA / the median rule are ordinary completions at a lower budget.
 
 ``sweep.start_from`` points are enqueued (``study.enqueue_trial``), so the first trials take
-exactly those values and the sampler draws only the keys a point leaves out (a grid start point must name a whole grid point); Ray's own
-``points_to_evaluate`` does not work with a define-by-run space. ``warm_start`` trials are
-added to the study as finished trials before the first suggestion.
+exactly those values and the sampler draws only the keys a point leaves out (a grid start
+point must name a whole grid point); Ray's own ``points_to_evaluate`` does not work with a
+define-by-run space. ``warm_start`` trials are added to the study as finished trials before
+the first suggestion.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ sweep of the regression task (docs/extending.md)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -75,7 +76,7 @@ def test_registered_scheduler_and_sampler_drive_a_real_sweep(tmp_path: Path, plu
     path = tmp_path / "s.yaml"
     path.write_text(SWEEP.replace("DIR", str(tmp_path / "sweeps")))
     config = load_sweep(path)
-    summary = run_sweep(config, str(path), out=open(tmp_path / "out.txt", "w"))  # noqa: SIM115
+    summary = run_sweep(config, str(path), out=io.StringIO())
     assert len(summary.trials) == 2
     for row in summary.trials:
         assert row.params["optim.lr"] == pytest.approx(0.002)  # the sampler's choice
