@@ -41,7 +41,7 @@ class NSGA2Sampler(_NSGASettings):
     def build(self, *, concurrent: bool, space: dict[str, ParamSpec]) -> Any:
         import optuna
 
-        return optuna.samplers.NSGAIISampler(**self._options())
+        return _picklable(optuna.samplers.NSGAIISampler)(**self._options())
 
 
 @SAMPLERS.register
@@ -55,6 +55,45 @@ class NSGA3Sampler(_NSGASettings):
     def build(self, *, concurrent: bool, space: dict[str, ParamSpec]) -> Any:
         import optuna
 
-        return optuna.samplers.NSGAIIISampler(
+        return _picklable(optuna.samplers.NSGAIIISampler)(
             **self._options(), dividing_parameter=self.dividing_parameter
         )
+
+
+class _DropLock:
+    """Drops the thread lock when pickled and makes a new one when unpickled: Ray pickles
+    the searcher with the Tuner, and Optuna's genetic samplers hold a lock."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+def _picklable(cls: Any) -> Any:
+    """The picklable subclass of ``cls`` (module-level, so pickle finds it)."""
+    import optuna
+
+    return {
+        optuna.samplers.NSGAIISampler: _picklable_classes()[0],
+        optuna.samplers.NSGAIIISampler: _picklable_classes()[1],
+    }[cls]
+
+
+def _picklable_classes() -> tuple[Any, Any]:
+    global PicklableNSGAII, PicklableNSGAIII
+    if "PicklableNSGAII" not in globals():
+        import optuna
+
+        PicklableNSGAII = type("PicklableNSGAII", (_DropLock, optuna.samplers.NSGAIISampler), {})
+        PicklableNSGAIII = type(
+            "PicklableNSGAIII", (_DropLock, optuna.samplers.NSGAIIISampler), {}
+        )
+        PicklableNSGAII.__module__ = PicklableNSGAIII.__module__ = __name__
+    return PicklableNSGAII, PicklableNSGAIII
