@@ -86,9 +86,14 @@ def _picklable(cls: Any) -> Any:
     }[cls]
 
 
+#: built on first use (importing Optuna here would slow ``orchestrate validate``)
+PicklableNSGAII: Any = None
+PicklableNSGAIII: Any = None
+
+
 def _picklable_classes() -> tuple[Any, Any]:
     global PicklableNSGAII, PicklableNSGAIII
-    if "PicklableNSGAII" not in globals():
+    if PicklableNSGAII is None:
         import optuna
 
         PicklableNSGAII = type("PicklableNSGAII", (_DropLock, optuna.samplers.NSGAIISampler), {})
