@@ -91,3 +91,9 @@ PROMOTED_REASON = "orch.promoted_reason"
 PROMOTED_AT = "orch.promoted_at"
 #: the sweep name in a Ray job's metadata
 SWEEP = "orch.sweep"
+
+# -- the Optuna study ------------------------------------------------------------------------
+#: the Optuna constraint every trial carries (1: stopped by a divergence rule, infeasible)
+DIVERGED = "orch.diverged"
+#: user attr of a study trial copied from an earlier sweep (``sweep.warm_start``)
+WARM_START = "orch.warm_start"

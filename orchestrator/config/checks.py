@@ -20,6 +20,7 @@ from orchestrator.config.conditions import find_cycle
 from orchestrator.config.loss_weighting import weighting_errors
 from orchestrator.config.metrics import train_metrics
 from orchestrator.config.models import SEARCHABLE_SECTIONS, ParamSpec, SweepConfig
+from orchestrator.config.start_points import start_point_problems
 from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
@@ -70,6 +71,19 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
     for path, rule, value in config.task.sweep_problems(config):
         error(path, rule, value)
     errors.extend(weighting_errors(config, source))
+
+    sampler = config.sweep.sampler
+    for path, rule, value in sampler.space_problems(dict(config.space), config.sweep.num_samples):
+        error(path, rule, value)
+    if len(config.objectives) > 1 and not sampler.multi_objective:
+        error(
+            ("sweep", "sampler", "kind"),
+            f"{sampler.kind} optimises one objective; objective lists "
+            f"{len(config.objectives)} (use tpe, gp, nsga2 or nsga3)",
+            sampler.kind,
+        )
+    for path, rule, value in start_point_problems(config):
+        error(path, rule, value)
 
     for key, rule, value in config.stopping.scheduler.budget_problems(config.train.epochs):
         error(("stopping", "scheduler", key), rule, value)

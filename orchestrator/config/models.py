@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -238,15 +238,33 @@ class SamplerConfig(StrictModel):
     """Base of a ``sweep.sampler`` entry: the Optuna sampler that proposes each trial.
 
     A sampler is one module in :mod:`orchestrator.tuning.samplers` (or a plugin) with a
-    subclass registered in :data:`SAMPLERS`; see docs/extending.md.
+    subclass registered in :data:`SAMPLERS`; see docs/extending.md and docs/search.md.
     """
 
     kind: str
     seed: int = 0
 
+    #: the sampler handles several objectives (``objective:`` a list)
+    multi_objective: ClassVar[bool] = True
+    #: the sampler reads Optuna constraints: a diverged trial is told as a COMPLETE,
+    #: infeasible trial (``orch.diverged`` > 0) instead of PRUNED (docs/search.md)
+    reads_constraints: ClassVar[bool] = False
+
     @abstractmethod
-    def build(self, *, concurrent: bool) -> Any:
+    def build(self, *, concurrent: bool, space: dict[str, ParamSpec]) -> Any:
         """The ``optuna.samplers.BaseSampler``; ``concurrent``: several trials run at once."""
+
+    def space_problems(
+        self, space: dict[str, ParamSpec], num_samples: int
+    ) -> list[tuple[tuple[str, ...], str, Any]]:
+        """``(path, rule, value)`` of what this sampler cannot search in ``space``."""
+        return []
+
+    def start_point_problem(
+        self, space: dict[str, ParamSpec], point: dict[str, Any]
+    ) -> str | None:
+        """Why this sampler cannot start from ``point`` (a ``sweep.start_from`` entry)."""
+        return None
 
 
 #: ``sweep.sampler.kind`` -> its config model (which builds the Optuna sampler)
@@ -257,6 +275,21 @@ if TYPE_CHECKING:
     Sampler = SamplerConfig
 else:
     Sampler = SAMPLERS.field()
+
+
+class WarmStart(StrictModel):
+    """Where the trials of an earlier sweep are read from: exactly one of ``sweep_dir`` (its
+    ``summary.json``) or ``experiment`` (MLflow child runs of that experiment, at
+    ``tracking.uri``)."""
+
+    sweep_dir: str | None = None
+    experiment: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WarmStart:
+        if (self.sweep_dir is None) == (self.experiment is None):
+            raise ValueError("give exactly one of sweep_dir or experiment")
+        return self
 
 
 class SweepSettings(StrictModel):
@@ -288,6 +321,15 @@ class SweepSettings(StrictModel):
                 f"sqlite:////abs/path.db (null: a journal file in the sweep folder), got {value!r}"
             )
         return value
+
+    #: configurations evaluated first, in order (e.g. the paper's defaults): ``space``
+    #: keys -> values; a key left out is sampled
+    start_from: list[dict[str, Scalar]] = Field(default_factory=list)
+    #: seed the sampler with the trials of an earlier sweep (same space or a sub-space)
+    warm_start: WarmStart | None = None
+    #: how a trial stopped by a divergence rule is told to the sampler: ``constraint`` =
+    #: infeasible (samplers that read constraints steer away; docs/search.md), ``pruned``
+    divergence_as: Literal["constraint", "pruned"] = "constraint"
 
 
 class SchedulerConfig(StrictModel):

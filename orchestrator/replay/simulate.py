@@ -10,9 +10,9 @@ while too few trials are comparable and others wait) is replayed as CONTINUE.
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.config.lr_schedule import LrSchedule
 from orchestrator.config.models import SCHEDULERS, SchedulerConfig
@@ -92,55 +92,81 @@ class _Controller:
         return []
 
 
+class Listener(Protocol):
+    """Told every report a trial delivers and how it ended (the tabular search benchmark
+    feeds a sampler from it)."""
+
+    def on_report(self, curve: Curve, result: dict[str, Any]) -> None: ...
+
+    def on_end(self, curve: Curve, outcome: Outcome) -> None: ...
+
+
 def replay(
-    curves: list[Curve],
+    curves: Iterable[Curve],
     policy: Policy,
     *,
     metric: str,
     mode: str,
     concurrency: int,
     max_t: int | None = None,
+    listener: Listener | None = None,
 ) -> list[Outcome]:
-    """Run every curve through ``policy``; outcomes in the curves' order."""
+    """Run every curve through ``policy``; outcomes in the order the curves started.
+
+    ``curves`` is read lazily, one curve each time a slot frees up, so it may be a generator
+    that decides the next curve from what ``listener`` was told (``max_t`` is then needed).
+    """
     import numpy as np
 
     np.random.seed(0)  # ASHA picks a bracket at random when there are several
-    max_t = max_t or max(len(c.history) for c in curves)
+    if max_t is None:
+        curves = list(curves)
+        max_t = max(len(c.history) for c in curves)
     spec = policy.scheduler
     scheduler: Any = spec.build(metric, mode, max_t)
     controller = _Controller()
-    outcomes: dict[str, Outcome] = {}
-    ids = {id(c): f"{i:05d}" for i, c in enumerate(curves)}
-    pending = deque(curves)
-    running: list[tuple[Curve, _Trial]] = []
+    outcomes: list[Outcome | None] = []
+    pending = iter(curves)
+    running: list[tuple[Curve, _Trial, int]] = []
     position: dict[str, int] = {}
+    exhausted = False
 
-    while pending or running:
-        while pending and len(running) < concurrency:
-            curve = pending.popleft()
-            trial = _Trial(ids[id(curve)], curve.params)
+    while not exhausted or running:
+        while not exhausted and len(running) < concurrency:
+            curve = next(pending, None)
+            if curve is None:
+                exhausted = True
+                break
+            trial = _Trial(f"{len(outcomes):05d}", curve.params)
             scheduler.on_trial_add(controller, trial)
-            running.append((curve, trial))
+            running.append((curve, trial, len(outcomes)))
+            outcomes.append(None)
             position[trial.trial_id] = 0
-        still: list[tuple[Curve, _Trial]] = []
-        for curve, trial in running:
+        still: list[tuple[Curve, _Trial, int]] = []
+        for curve, trial, slot in running:
             i = position[trial.trial_id]
             result = dict(curve.history[i], **{TIME_ATTR: i + 1})
+            if listener is not None:
+                listener.on_report(curve, result)
             outcome = _step(curve, trial, i, result, policy, scheduler, controller)
             if outcome is None:
                 position[trial.trial_id] = i + 1
-                still.append((curve, trial))
+                still.append((curve, trial, slot))
             else:
-                outcomes[curve.trial + ids[id(curve)]] = outcome
+                outcomes[slot] = outcome
+                if listener is not None:
+                    listener.on_end(curve, outcome)
         running = still
+    # what a curve-aware scheduler said about each trial (the forecast scheduler keeps both)
     protected = getattr(scheduler, "protected", {})
     cut = getattr(scheduler, "cut", {})
-    for c in curves:
-        o = outcomes[c.trial + ids[id(c)]]
-        o.protected = protected.get(ids[id(c)])
+    for slot, o in enumerate(outcomes):
+        if o is None:
+            continue
+        o.protected = protected.get(f"{slot:05d}")
         if o.stopped_by == "scheduler" and o.detail is None:
-            o.detail = cut.get(ids[id(c)])
-    return [outcomes[c.trial + ids[id(c)]] for c in curves]
+            o.detail = cut.get(f"{slot:05d}")
+    return [o for o in outcomes if o is not None]
 
 
 def _step(

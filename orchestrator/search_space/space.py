@@ -79,6 +79,20 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
     return trial.suggest_float(name, low, high, step=spec.step, log=spec.log)
 
 
+def distribution(spec: ParamSpec) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution :func:`suggest` samples ``spec`` from."""
+    import optuna
+
+    if spec.choice is not None:
+        return optuna.distributions.CategoricalDistribution(spec.choice)
+    low, high = spec.bounds
+    if spec.int_ is not None:
+        return optuna.distributions.IntDistribution(
+            int(low), int(high), step=int(spec.step or 1), log=spec.log
+        )
+    return optuna.distributions.FloatDistribution(low, high, step=spec.step, log=spec.log)
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"loss": {"weight": {"giou": 2}}}`` -> ``{"loss.weight.giou": 2}``: the dotted keys
     :func:`apply_params` takes (leaves only; lists and empty mappings are values)."""

@@ -116,6 +116,7 @@ def run_sweep(
         tracker,
         out,
         datasets=datasets,
+        tracking_uri=uri,
     )
     tuner = tuners.restore(SEARCH) if resume_dir is not None else tuners.search(callbacks)
     grid = _fit(tuner, tracker, config, sweep_dir, out)

@@ -30,10 +30,13 @@ class TunerFactory:
         out: TextIO,
         *,
         datasets: list[dict[str, Any]] | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.config = config
         #: the train/val sets, logged as every trial's MLflow dataset inputs
         self.datasets = list(datasets or [])
+        #: where ``sweep.warm_start: {experiment: ...}`` reads an earlier sweep's trials
+        self.tracking_uri = tracking_uri
         self.trainable = trainable
         self.storage = storage
         self.tracker = tracker
@@ -70,6 +73,7 @@ class TunerFactory:
         from orchestrator.tuning.schedulers import build_scheduler
         from orchestrator.tuning.searcher import SweepSearch
         from orchestrator.tuning.study_storage import open_storage, study_name
+        from orchestrator.tuning.warm_start import warm_trials
 
         config = self.config
         objectives = config.objectives
@@ -78,11 +82,24 @@ class TunerFactory:
         if len(objectives) == 1:
             metric, mode = objectives[0].metric, objectives[0].mode
         sweep_dir = Path(self.storage).parent
+        earlier, left_out = warm_trials(config, self.tracking_uri)
+        if config.sweep.warm_start is not None:
+            self.out.write(
+                f"Warm start: {len(earlier)} earlier trial(s) in the study"
+                + (f", {left_out} left out (errored, outside this space)" if left_out else "")
+                + "\n"
+            )
         search = SweepSearch(
             space=SearchSpace(config),
             metric=metric,
             mode=mode,
-            sampler=config.sweep.sampler.build(concurrent=config.sweep.max_concurrent > 1),
+            sampler=config.sweep.sampler.build(
+                concurrent=config.sweep.max_concurrent > 1, space=dict(config.space)
+            ),
+            start_from=config.sweep.start_from,
+            warm_trials=earlier,
+            divergence_as=config.sweep.divergence_as,
+            reads_constraints=config.sweep.sampler.reads_constraints,
             # Optuna's own storage, for optuna-dashboard (resume restores this searcher,
             # storage included, from Tune's snapshot: one study per sweep)
             storage=open_storage(config.sweep.optuna_storage, sweep_dir),

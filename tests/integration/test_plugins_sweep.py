@@ -36,7 +36,7 @@ class LowestValues(SamplerConfig):
 
     kind: Literal["lowest"] = "lowest"
 
-    def build(self, *, concurrent: bool) -> Any:
+    def build(self, *, concurrent: bool, space: dict[str, Any]) -> Any:
         import optuna
 
         class Lowest(optuna.samplers.RandomSampler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from orchestrator.config.models import SAMPLERS, SamplerConfig
+from orchestrator.config.models import SAMPLERS, ParamSpec, SamplerConfig
 
 
 @SAMPLERS.register
@@ -13,7 +13,7 @@ class RandomSampler(SamplerConfig):
 
     kind: Literal["random"] = "random"
 
-    def build(self, *, concurrent: bool) -> Any:
+    def build(self, *, concurrent: bool, space: dict[str, ParamSpec]) -> Any:
         import optuna
 
         return optuna.samplers.RandomSampler(seed=self.seed)
