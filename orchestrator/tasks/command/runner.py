@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,10 +57,12 @@ def run_command_trial(
     )
     if task.repo is not None:
         values["repo"] = task.repo
+    named = [render(arg, values) for arg in task.argument_templates()]
     if isinstance(task.command, str):
-        argv = ["/bin/sh", "-c", render(task.command, values, quote=True)]
+        line = " ".join([render(task.command, values, quote=True), *map(shlex.quote, named)])
+        argv = ["/bin/sh", "-c", line]
     else:
-        argv = [render(arg, values) for arg in task.command]
+        argv = [render(arg, values) for arg in task.command] + named
     cwd = work_dir / render(task.cwd, values) if task.cwd else work_dir
     env = command_env(config, spec.params, values, task)
     (Path(trial_dir) / "command.json").write_text(json.dumps({"argv": argv, "cwd": str(cwd)}))
