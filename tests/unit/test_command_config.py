@@ -208,7 +208,8 @@ def test_the_shipped_rtdetr_file_renders_rtdetrs_command_line():
     task = load_sweep(path).task
     values = {"train.seed": 0, "trial.work_dir": "/w", "optim.lr": 1e-05, "train.epochs": 12,
               "batch.effective": 16, "loss.weight.vfl": 1.0, "loss.weight.bbox": 5.0,
-              "loss.weight.giou": 2.0, "loss.focal.gamma": 2.0, "loss.focal.alpha": 0.75}  # fmt: skip
+              "loss.weight.giou": 2.0, "loss.focal.gamma": 2.0,
+              "loss.focal.alpha": 0.75}  # fmt: skip
     argv = task.command + [render(a, values) for a in task.argument_templates()]
     assert argv == [
         "python", "tools/train.py", "--config", "configs/rtdetrv2/rtdetrv2_r18vd_120e_coco.yml",
