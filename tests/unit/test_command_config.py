@@ -177,8 +177,7 @@ def test_named_arguments_render_in_the_chosen_style(write_sweep):
 def test_an_override_reaches_a_named_argument_and_a_dotted_option(write_sweep):
     base = BASE.replace(
         "  metrics:",
-        "  args: {config: a.yml}\n  options: {optimizer.lr: '{optim.lr}', epoches: 3}\n"
-        "  metrics:",
+        "  args: {config: a.yml}\n  options: {optimizer.lr: '{optim.lr}', epoches: 3}\n  metrics:",
     )
     task = load_sweep(
         write_sweep("", base=base), ["task.args.config=my.yml", "task.options.epoches=1"]
