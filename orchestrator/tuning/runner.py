@@ -19,6 +19,7 @@ from orchestrator.reserved import STOPPED_BY
 from orchestrator.search_space.space import SearchSpace, flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.placement import check_placement
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,
@@ -138,6 +139,7 @@ def run_sweep(
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
+    check_placement(config, out, _init_ray, sweep_file)  # exits 2 on what can never run
 
     tracker = None
     uri = None

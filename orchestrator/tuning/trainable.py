@@ -31,10 +31,13 @@ COORDINATOR_CPUS = 0.1
 def trial_resources(resources: Resources) -> dict[str, float]:
     """What the Tune trial process itself reserves."""
     if resources.workers == 1:
-        return {
+        own: dict[str, float] = {
             "cpu": resources.trial_cpus or resources.cpus_per_worker,
             "gpu": resources.gpus_per_worker,
         }
+        if resources.memory_per_worker_gb:
+            own["memory"] = resources.memory_per_worker_gb * 1024**3
+        return {**own, **resources.custom_per_worker}
     return {"cpu": resources.trial_cpus or COORDINATOR_CPUS, "gpu": 0}
 
 
@@ -163,6 +166,9 @@ def _run_ddp(
     per_worker: dict[str, float] = {"CPU": resources.cpus_per_worker}
     if use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
+    if resources.memory_per_worker_gb:
+        per_worker["memory"] = resources.memory_per_worker_gb * 1024**3
+    per_worker.update(resources.custom_per_worker)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"spec": spec, "finished": finished},

@@ -185,11 +185,11 @@ class CommandTaskConfig(TaskConfig):
             out[("task", "cwd")] = self.cwd
         for key, value in self.env.items():
             out[("task", "env", key)] = value
-        for key, value in self.args.items():
-            if isinstance(value, str):
-                out[("task", "args", key)] = value
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
+        for key, arg in self.args.items():
+            if isinstance(arg, str):
+                out[("task", "args", key)] = arg
+            elif isinstance(arg, list):
+                for i, item in enumerate(arg):
                     if isinstance(item, str):
                         out[("task", "args", key, f"[{i}]")] = item
         for key, value in flatten(self.options).items():
