@@ -179,8 +179,8 @@ class CommandTaskConfig(TaskConfig):
         if isinstance(self.command, str):
             out[("task", "command")] = self.command
         else:
-            for i, arg in enumerate(self.command):
-                out[("task", "command", f"[{i}]")] = arg
+            for i, text in enumerate(self.command):
+                out[("task", "command", f"[{i}]")] = text
         if self.cwd is not None:
             out[("task", "cwd")] = self.cwd
         for key, value in self.env.items():
@@ -192,9 +192,9 @@ class CommandTaskConfig(TaskConfig):
                 for i, item in enumerate(arg):
                     if isinstance(item, str):
                         out[("task", "args", key, f"[{i}]")] = item
-        for key, value in flatten(self.options).items():
-            if isinstance(value, str):
-                out[("task", "options", key)] = value
+        for key, option in flatten(self.options).items():
+            if isinstance(option, str):
+                out[("task", "options", key)] = option
         if isinstance(self.log, JsonLinesLog):
             out[("task", "log", "path")] = self.log.path
         return out
