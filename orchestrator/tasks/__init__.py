@@ -26,6 +26,9 @@ class TaskSpec:
     #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
     #: that trains outside this process); ``impl`` is then empty. None: the loop + ``impl``
     runner: str | None = None
+    #: ``module:function(spec, report)`` run in every training process in place of the
+    #: built-in loop (``training.loop.run_trial``); ``impl`` is then empty
+    worker_loop: str | None = None
 
     def config_model(self) -> type[TaskConfig]:
         return _load(self.config)
@@ -41,6 +44,10 @@ class TaskSpec:
 
     def trial_runner(self) -> Any:
         return _load(self.runner) if self.runner else None
+
+    def trial_loop(self) -> Any:
+        """The function each training process runs: the task's own, or the built-in loop."""
+        return _load(self.worker_loop or "orchestrator.training.loop:run_trial")
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -85,6 +92,16 @@ TASKS: dict[str, TaskSpec] = {
         val_metrics=(),
         components=(),
         runner="orchestrator.tasks.command.runner:run_command_trial",
+    ),
+    # the user's own training function, reporting through orchestrator.report()
+    "python": TaskSpec(
+        config="orchestrator.tasks.python.config:PythonTaskConfig",
+        loss="orchestrator.tasks.python.config:PythonLossConfig",
+        impl="",
+        prepare="orchestrator.tasks.python.config:prepare_data",
+        val_metrics=(),
+        components=(),
+        worker_loop="orchestrator.tasks.python.context:run_python_trial",
     ),
 }
 

@@ -75,6 +75,9 @@ def make_trainable(
             data_root=data_root,
             output_dir=output_dir,
             memory_cache=os.path.join(storage_path, "memory.json"),
+            trial_id=tune.get_context().get_trial_id(),
+            trial_name=tune.get_context().get_trial_name(),
+            trial_dir=trial_dir,
         )
         last: dict[str, Any] = {}
         epochs = int(sweep["train"]["epochs"])
@@ -88,7 +91,8 @@ def make_trainable(
             tune.report(metrics, **kwargs)
 
         # a task that trains outside this process (an external command) runs its own trial
-        runner = get_task(sweep["task"]["kind"]).trial_runner()
+        task = get_task(sweep["task"]["kind"])
+        runner = task.trial_runner()
         try:
             if runner is not None:
                 context = tune.get_context()
@@ -100,9 +104,7 @@ def make_trainable(
                     trial_dir=trial_dir,
                 )
             elif resources.workers == 1:
-                from orchestrator.training.loop import run_trial
-
-                run_trial(spec, report)
+                task.trial_loop()(spec, report)
             else:
                 last.update(_run_ddp(spec, resources, storage_path, finished))
             if not os.path.isfile(finished):
@@ -138,8 +140,6 @@ def make_trainable(
 def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
 
-    from orchestrator.training.loop import run_trial
-
     spec: TrialSpec = config["spec"]
     finished: str = config["finished"]
     epochs = int(spec.sweep["train"]["epochs"])
@@ -150,7 +150,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
             write_json(finished, metrics)  # before the report, which Ray may not return from
         ray.train.report(metrics)
 
-    run_trial(spec, report)
+    get_task(spec.sweep["task"]["kind"]).trial_loop()(spec, report)
 
 
 def _run_ddp(
