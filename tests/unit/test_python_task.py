@@ -107,13 +107,13 @@ def test_a_short_run_is_exited_early_and_no_report_is_an_error(tmp_path, monkeyp
     run_python_trial(_spec(tmp_path, SWEEP.replace("py_train:main", "short_entry:two")),
                      reports.append)  # fmt: skip
     assert reports[-1][STOP_REASON] == "exited_early" and reports[-1]["orch.epoch"] == 2
-    with pytest.raises(RuntimeError, match="returned without calling orchestrator.report"):
+    with pytest.raises(RuntimeError, match=r"returned without calling orchestrator\.report"):
         run_python_trial(_spec(tmp_path, SWEEP.replace("py_train:main", "short_entry:none")),
                          reports.append)  # fmt: skip
 
 
 def test_report_checks_its_input_and_needs_a_trial(tmp_path, monkeypatch):
-    with pytest.raises(RuntimeError, match="inside a trial of a sweep with task.kind: python"):
+    with pytest.raises(RuntimeError, match=r"inside a trial of a sweep with task\.kind: python"):
         orchestrator.report({"train/loss": 1.0})
     module = type(orchestrator)("bad_entry")
     module.name = lambda: orchestrator.report({"loss": 1.0})  # type: ignore[attr-defined]
@@ -135,7 +135,7 @@ def test_config_errors_name_the_key(tmp_path):
         validate_source(parse_yaml(SWEEP.replace("val/score, train/world", "score"), "py.yaml"))
     assert "metric names start with train/ or val/" in str(info.value)
     missing = validate_source(parse_yaml(SWEEP.replace("py_train:main", "no_such:main"), "p"))
-    with pytest.raises(ConfigError, match="task.entrypoint: cannot be imported .*No module"):
+    with pytest.raises(ConfigError, match=r"task\.entrypoint: cannot be imported .*No module"):
         prepare_data(missing.task, tmp_path)  # type: ignore[arg-type]
 
 

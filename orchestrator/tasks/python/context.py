@@ -78,7 +78,9 @@ def report(metrics: dict[str, Any], *, step: int | None = None) -> None:
     clean: dict[str, Any] = {}
     for key, value in metrics.items():
         if not isinstance(key, str) or not key.startswith(("train/", "val/")):
-            raise ValueError(f"orchestrator.report: metric names start with train/ or val/, got {key!r}")
+            raise ValueError(
+                f"orchestrator.report: metric names start with train/ or val/, got {key!r}"
+            )
         try:
             clean[key] = float(value)  # also a 0-d tensor or a numpy number
         except (TypeError, ValueError):
