@@ -39,6 +39,11 @@ class TaskConfig(StrictModel):
         """``(path, rule, value)`` of problems visible only with the whole sweep; none here."""
         return []
 
+    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The MLflow params of a trial's run, from all of its hyperparameters (dotted keys,
+        fixed and sampled): only what the trial uses. The built-in loop uses them all."""
+        return values
+
 
 class DataTaskConfig(TaskConfig):
     """A task whose ``data:`` section is a union tagged by ``kind`` (generated or on disk)."""

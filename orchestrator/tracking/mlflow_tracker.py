@@ -176,7 +176,8 @@ class SweepTracker:
         self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
     def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
-        """Upload a trial's folder (its final weights) into its child run."""
+        """Upload a trial's folder (its final weights) or file (a command's ``command.json``)
+        into its child run, under ``artifact_path``."""
         key = trial_key(trial_id)
         if key not in self.journal.created:
             return False

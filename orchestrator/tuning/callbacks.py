@@ -14,6 +14,7 @@ from ray.tune.experiment import Trial
 
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP, STOPPED_BY
 from orchestrator.search_space.space import apply_params, flatten
+from orchestrator.tasks.base import TaskConfig
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tuning.summary import end_reason
 from orchestrator.tuning.trial_end import mark_finished, read_decision
@@ -70,18 +71,26 @@ class TrackingCallback(Callback):
     """Mirrors trials into MLflow child runs. MLflow errors are logged, never fatal."""
 
     def __init__(
-        self, tracker: SweepTracker, epochs: int, hyperparameters: dict[str, Any]
+        self,
+        tracker: SweepTracker,
+        epochs: int,
+        hyperparameters: dict[str, Any],
+        task: TaskConfig | None = None,
     ) -> None:
         self.tracker = tracker
         self.epochs = epochs
         self.hyperparameters = hyperparameters
+        #: decides which hyperparameters a trial's run lists (``TaskConfig.trial_params``)
+        self.task = task
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        # every child run carries all of its trial's hyperparameters, fixed and sampled,
+        # every child run carries the hyperparameters its trial uses, fixed and sampled,
         # so runs compare side by side in MLflow without the sweep file
         resolved = flatten(apply_params(self.hyperparameters, trial.config))
+        if self.task is not None:
+            resolved = self.task.trial_params(resolved)
         orch = {k: v for k, v in trial.config.items() if k.startswith("orch.")}
         params = {**resolved, **orch}
         self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), params)
@@ -111,6 +120,9 @@ class TrackingCallback(Callback):
         model_dir = os.path.join(trial.local_path or "", "model")
         if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
             self._safe(self.tracker.log_trial_artifacts, trial.trial_id, model_dir, "model")
+        command = os.path.join(trial.local_path or "", "command.json")
+        if os.path.isfile(command):  # a command trial's argv and cwd, failed ones above all
+            self._safe(self.tracker.log_trial_artifacts, trial.trial_id, command, "command")
         reason, detail = stop_reason(trial, self.epochs)
         tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
         if reason:

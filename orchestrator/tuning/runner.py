@@ -204,7 +204,10 @@ def run_sweep(
         ]
         if tracker:
             tune_callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(
+                    tracker, config.train.epochs, config.hyperparameters(), config.task
+                ),
             )
         tune_callbacks += list(callbacks or [])
         tuner = tune.Tuner(
@@ -322,7 +325,10 @@ def _fit_repeats(
         ]
         if tracker:
             callbacks.insert(
-                0, TrackingCallback(tracker, config.train.epochs, config.hyperparameters())
+                0,
+                TrackingCallback(
+                    tracker, config.train.epochs, config.hyperparameters(), config.task
+                ),
             )
         tuner = tune.Tuner(
             trainable,

@@ -43,6 +43,9 @@ def test_a_two_worker_python_trial_reports_per_epoch_and_is_stopped_by_a_rule(tm
     assert (row["stop_reason"], row["epochs"]) == ("nonfinite", 3)
     run = client.get_run(row["run_id"])
     assert run.data.tags["orch.stop_reason"] == "nonfinite"
+    # MLflow params read back: the function's values; not the built-in loop's backend.*
+    assert run.data.params["loss.gain"] == "2.0" and run.data.params["optim.lr"] == "0.001"
+    assert not [k for k in run.data.params if k.startswith("backend.")]
     assert "train/loss" in run.data.tags["orch.stop_detail"]
     # the fake's formula: train/loss = lr * 1000 / e, NaN from epoch 3; val/score = e * 2
     losses = [m.value for m in client.get_metric_history(row["run_id"], "train/loss")]

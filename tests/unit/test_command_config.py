@@ -218,3 +218,25 @@ def test_the_shipped_rtdetr_file_renders_rtdetrs_command_line():
         "RTDETRCriterionv2.weight_dict.loss_giou=2.0", "RTDETRCriterionv2.gamma=2.0",
         "RTDETRCriterionv2.alpha=0.75",
     ]  # fmt: skip
+
+
+def test_a_trials_params_are_what_its_command_uses(write_sweep):
+    from orchestrator.search_space.space import flatten
+
+    config = load_sweep(write_sweep("", base=BASE))
+    values = flatten(config.hyperparameters())
+    assert "optim.name" in values and "backend.kind" in values  # what the loop would use
+    # BASE templates optim.lr and loss.weight.giou; train.epochs is the sweep's own
+    assert config.task.trial_params(values) == {
+        "optim.lr": 1e-4,
+        "loss.weight.giou": 2.0,
+        "sweep.train.epochs": 8,
+    }
+    templated = load_sweep(
+        write_sweep("", base=BASE), ["task.options={epoches: '{train.epochs}'}"]
+    ).task
+    assert templated.trial_params(values) == {
+        "optim.lr": 1e-4,
+        "loss.weight.giou": 2.0,
+        "train.epochs": 8,
+    }

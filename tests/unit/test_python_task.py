@@ -153,3 +153,13 @@ def test_the_example_trains_and_its_sweep_validates(tmp_path):
     losses = [r["val/mse"] for r in reports]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert (tmp_path / "trial" / "checkpoints" / "last.pt").is_file()
+
+
+def test_a_python_trials_params_leave_out_the_built_in_loops_backend():
+    config = validate_source(parse_yaml(SWEEP, "py.yaml"))
+    from orchestrator.search_space.space import flatten
+
+    params = config.task.trial_params(flatten(config.hyperparameters()))
+    assert params["optim.lr"] == 1e-3 and params["loss.gain"] == 2.0
+    assert params["train.epochs"] == 4 and params["optim.name"] == "adamw"
+    assert not [k for k in params if k.startswith("backend.")]

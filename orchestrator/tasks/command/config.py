@@ -23,6 +23,8 @@ from orchestrator.tasks.command.template import TemplateError, format_value, pla
 
 #: placeholders filled per trial (besides hyperparameters, ``env.NAME`` and ``repo``)
 TRIAL_KEYS = ("trial.id", "trial.name", "trial.dir", "trial.work_dir")
+#: hyperparameters the sweep reads for a command trial itself (logged as ``sweep.<key>``)
+SWEEP_OWN = ("train.epochs",)
 #: (path in the sweep file, rule, offending value)
 Problem = tuple[tuple[str, ...], str, Any]
 #: a named argument's value: text (templated), a number, a flag (true/false), a list
@@ -223,6 +225,17 @@ class CommandTaskConfig(TaskConfig):
     def reported_metrics(self) -> list[str]:
         """The metric names of ``metrics``: what objectives and rules may use."""
         return list(self.metrics)
+
+    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters the command line, cwd, env or log path use; plus, marked
+        ``sweep.``, ``train.epochs`` when untemplated: the sweep itself reads it (how many
+        epochs the script should log), the script never sees it."""
+        used = {p.name for text in self.templates().values() for p in placeholders(text)}
+        params = {k: v for k, v in values.items() if k in used}
+        for key in SWEEP_OWN:
+            if key in values and key not in used:
+                params[f"sweep.{key}"] = values[key]
+        return params
 
     def sweep_problems(self, sweep: Any) -> list[Problem]:
         """Problems only visible with the whole sweep: placeholders without a value,

@@ -64,6 +64,11 @@ class PythonTaskConfig(TaskConfig):
         """The declared ``metrics``."""
         return list(self.metrics)
 
+    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter the function can read, less ``backend.*``: the built-in
+        loop's precision and DeepSpeed settings, which a user's function does not get."""
+        return {k: v for k, v in values.items() if not k.startswith("backend.")}
+
     def sweep_problems(self, sweep: Any) -> list[tuple[tuple[str, ...], str, Any]]:
         """``loss.weighting`` is the built-in loop's; the user's loop weights its own."""
         weighting = getattr(sweep.loss, "weighting", "fixed")
