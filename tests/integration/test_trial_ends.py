@@ -93,3 +93,4 @@ def test_median_and_no_scheduler_keep_every_trials_weights(tmp_path, kind, sched
     else:
         assert all(not r["stop_reason"] and r["epochs"] == 4 for r in rows), rows
     assert_every_trial_kept_its_end(summary, client, name)
+    assert_resume_retrains_nothing(tmp_path, summary)
