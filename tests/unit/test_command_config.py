@@ -240,3 +240,9 @@ def test_a_trials_params_are_what_its_command_uses(write_sweep):
         "loss.weight.giou": 2.0,
         "train.epochs": 8,
     }
+
+
+def test_an_option_given_both_dotted_and_nested_is_an_error(write_sweep):
+    base = BASE.replace("  metrics:", "  options: {a.b: 1, a: {b: 2, c: 3}}\n  metrics:")
+    (msg,) = _errors(write_sweep, base=base)
+    assert "task.options: options: a.b given twice (dotted and nested)" in msg

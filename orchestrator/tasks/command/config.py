@@ -136,6 +136,11 @@ class CommandTaskConfig(TaskConfig):
         for key, value in flatten(v).items():
             if isinstance(value, dict | list):
                 raise ValueError(f"options.{key}: give a single value, got {value!r}")
+        names = _dotted_names(v)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            # {a.b: 1} beside {a: {b: 2}}: one of them would be lost without a word
+            raise ValueError(f"options: {', '.join(twice)} given twice (dotted and nested)")
         return v
 
     @field_validator("metrics")
@@ -319,6 +324,15 @@ class CommandTaskConfig(TaskConfig):
                 )
             )
         return problems
+
+
+def _dotted_names(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf's dotted name, repeats kept (``flatten`` keeps only the last)."""
+    out: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        out += _dotted_names(value, name + ".") if isinstance(value, dict) and value else [name]
+    return out
 
 
 def _literal(value: Any) -> str:
