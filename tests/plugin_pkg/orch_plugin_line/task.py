@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from orch_plugin_line.config import LineLossConfig, LineTaskConfig
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from orch_plugin_line.config import LineLossConfig, LineTaskConfig
 from orchestrator.tasks.base import LossOutput
 
 
