@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.tasks import LossConfig, TaskConfig, TaskSpec
 
 
 class LineTaskConfig(TaskConfig):
@@ -19,7 +19,9 @@ class LineTaskConfig(TaskConfig):
     num_val: int = Field(16, ge=1)
 
 
-class LineWeights(StrictModel):
+class LineWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     mse: float = Field(1.0, ge=0)
 
 
@@ -29,3 +31,14 @@ class LineLossConfig(LossConfig):
 
 def prepare_data(config: LineTaskConfig, data_root: Path) -> None:
     """Nothing to prepare: the points are generated in each trial."""
+
+
+#: what the entry point ``line = "orch_plugin_line.config:TASK"`` gives orchestrator
+TASK = TaskSpec(
+    config=LineTaskConfig,
+    loss=LineLossConfig,
+    impl="orch_plugin_line.task:LineTask",  # torch: imported only inside a trial
+    prepare=prepare_data,
+    val_metrics=("val/mse",),
+    components=("mse",),
+)
