@@ -163,3 +163,17 @@ def test_a_python_trials_params_leave_out_the_built_in_loops_backend():
     assert params["optim.lr"] == 1e-3 and params["loss.gain"] == 2.0
     assert params["train.epochs"] == 4 and params["optim.name"] == "adamw"
     assert not [k for k in params if k.startswith("backend.")]
+
+
+def test_import_orchestrator_and_validating_a_python_sweep_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, orchestrator\n"
+        "from orchestrator.config import load_sweep\n"
+        f"load_sweep({str(ROOT / 'examples' / 'python_task' / 'sweep.yaml')!r})\n"
+        "print(sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
