@@ -15,12 +15,13 @@ from orchestrator.tasks.base import LossConfig, LossOutput, Task, TaskConfig
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A registered task: ``module:attribute`` paths plus the names it reports."""
+    """A registered task: ``module:attribute`` paths (or, from a plugin, the objects
+    themselves) plus the names it reports."""
 
-    config: str
-    loss: str
-    impl: str
-    prepare: str
+    config: str | type[TaskConfig]
+    loss: str | type[LossConfig]
+    impl: str | type
+    prepare: str | Any
     val_metrics: tuple[str, ...]
     components: tuple[str, ...]
     #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
@@ -106,15 +107,24 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def get_task(kind: str) -> TaskSpec:
-    """The registered task ``kind``; KeyError lists the known names."""
-    try:
-        return TASKS[kind]
-    except KeyError:
-        raise KeyError(f"unknown task kind {kind!r}; known: {sorted(TASKS)}") from None
+def get_task(kind: Any) -> TaskSpec:
+    """The registered task ``kind``, or the installed plugin of that name (registered on
+    first use); KeyError lists the known names."""
+    from orchestrator.tasks.plugins import load_plugin, plugin_names
+
+    if not isinstance(kind, str) or kind not in TASKS:
+        spec = load_plugin(kind, TaskSpec) if isinstance(kind, str) else None
+        if spec is None:
+            known = sorted({*TASKS, *plugin_names()})
+            raise KeyError(f"unknown task kind {kind!r}; known: {', '.join(known)}")
+        TASKS[kind] = spec
+    return TASKS[kind]
 
 
-def _load(path: str) -> Any:
+def _load(path: Any) -> Any:
+    """``module:attr`` imported; a plugin's TaskSpec may hold the object itself."""
+    if not isinstance(path, str):
+        return path
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 
