@@ -40,10 +40,10 @@ def main() -> int:
     args = parser.parse_args()
     curves = load_curves(args.curves)
     rules = build_rules(DivergenceConfig(), (args.metric, args.mode))
-    asha = SchedulerSpec("asha", grace_period=3, reduction_factor=2)
-    asha8 = SchedulerSpec("asha", grace_period=8, reduction_factor=2)
-    median = SchedulerSpec("median", grace_period=3, min_samples_required=3)
-    none = SchedulerSpec("none")
+    asha = SchedulerSpec.of("asha", grace_period=3, reduction_factor=2)
+    asha8 = SchedulerSpec.of("asha", grace_period=8, reduction_factor=2)
+    median = SchedulerSpec.of("median", grace_period=3, min_samples_required=3)
+    none = SchedulerSpec.of("none")
 
     def ray(spec: SchedulerSpec) -> SchedulerSpec:
         return dataclasses.replace(spec, safe=False)

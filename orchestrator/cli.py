@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from orchestrator import __version__
 from orchestrator.cli_args import add_overrides, add_sweep_file, positive_int
 from orchestrator.compare.args import add_parser as add_compare_parser
+from orchestrator.config.models import SCHEDULERS
 from orchestrator.errors import OrchestratorError
 from orchestrator.launch.commands import add_parsers as add_launch_parsers
 from orchestrator.launch.commands import run as run_launch
@@ -41,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="new seeds per repeated configuration (final.seeds, default 3)",
     )
+    sweep.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="run the sweep in DIR instead of a new <sweep.dir>/<name>-<timestamp>; if DIR "
+        "already holds this same sweep (same file and overrides), resume it instead of "
+        "starting again, so a retried job continues its sweep (any other contents: error)",
+    )
     validate = sub.add_parser("validate", help="check a sweep file without running anything")
     add_sweep_file(validate)
     resume = sub.add_parser(
@@ -51,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
         "history, and the sweep ends with its num_samples trials.",
     )
     resume.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    resume.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept an edit of sweep.yaml's KEY since the sweep started (repeatable); only "
+        "keys resume honours in full: tracking.flush_timeout_s, sweep.num_cpus, "
+        "sweep.ray_address. Any other edit is refused",
+    )
     sync = sub.add_parser(
         "sync",
         help="upload MLflow writes a sweep buffered while the server was unreachable",
@@ -60,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--timeout", type=float, default=300.0, help="give up after this many seconds (300)"
     )
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="open the sweep's Optuna study in optuna-dashboard (127.0.0.1)",
+        description="Serve optuna-dashboard on the sweep's Optuna study (its journal file, "
+        "or sweep.optuna_storage) on 127.0.0.1. Needs: pip install 'orchestrator[dashboard]'.",
+    )
+    dashboard.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the folder the sweep printed")
+    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (8080)")
 
     replay = sub.add_parser(
         "replay",
@@ -85,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--export", metavar="FILE", help="also write the curves read as JSONL")
     replay.add_argument(
         "--scheduler",
-        choices=["asha", "median", "none"],
+        choices=SCHEDULERS.names(),
         help="scheduler to compare (default: --config's, else asha)",
     )
     replay.add_argument(
@@ -120,17 +146,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep":
             repeat = [f"final.top={args.repeat_top}"] if args.repeat_top else []
             repeat += [f"final.seeds={args.seeds}"] if args.seeds else []
-            return _sweep(args.file, [*args.override, *repeat])
+            return _sweep(args.file, [*args.override, *repeat], args.dir)
         if args.command == "replay":
             return _replay(args)
         if args.command == "compare":
             return _compare(args)
         if args.command == "resume":
-            return _resume(args.sweep_dir)
+            return _resume(args.sweep_dir, args.allow_change)
         if args.command == "sync":
             from orchestrator.tracking.sync import sync_command
 
             return sync_command(args.sweep_dir, args.tracking_uri, args.timeout)
+        if args.command == "dashboard":
+            from orchestrator.tuning.dashboard import dashboard_command
+
+            return dashboard_command(args.sweep_dir, args.port)
         if args.command in ("launch", "jobs"):
             return run_launch(args)
     except OrchestratorError as exc:
@@ -151,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(path: str, overrides: list[str]) -> int:
     from orchestrator.config import load_sweep
-    from orchestrator.search_space.describe import describe
+    from orchestrator.config.describe import describe
 
     config = load_sweep(path, overrides)
     print(f"{path}: OK")
@@ -159,25 +189,44 @@ def _validate(path: str, overrides: list[str]) -> int:
     return 0
 
 
-def _sweep(path: str, overrides: list[str]) -> int:
+def _sweep(path: str, overrides: list[str], folder: str | None = None) -> int:
+    from pathlib import Path
+
     from orchestrator.config import load_sweep
 
     config = load_sweep(path, overrides)
+    from orchestrator.tuning.locations import check_locations
+
+    check_locations(config)
     from orchestrator.tuning import run_sweep
     from orchestrator.tuning.runner import SweepInterrupted
 
+    where: dict[str, Path] = {}
+    if folder is not None:
+        from orchestrator.tuning.sweep_folder import FolderPlan, plan_folder
+
+        plan = plan_folder(Path(folder), config)
+        if plan is FolderPlan.RESUME:
+            print(f"{folder} holds this sweep already: resuming it")
+            where["resume_dir"] = Path(folder)
+        else:
+            if plan is FolderPlan.RESTART:
+                print(f"{folder} holds this sweep, stopped before its first trial: starting it")
+            where["sweep_dir"] = Path(folder)
     try:
-        summary = run_sweep(config, sweep_file=path)
+        summary = run_sweep(config, sweep_file=path, **where)
     except SweepInterrupted as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 130
     return 0 if summary.best else 1
 
 
-def _resume(sweep_dir: str) -> int:
+def _resume(sweep_dir: str, allow_change: list[str]) -> int:
     from pathlib import Path
 
     from orchestrator.config import load_sweep
+    from orchestrator.tuning.fingerprint import check_resume
+    from orchestrator.tuning.locations import check_locations
 
     folder = Path(sweep_dir)
     resolved = folder / "sweep.yaml"
@@ -187,6 +236,9 @@ def _resume(sweep_dir: str) -> int:
             "`orchestrate sweep`)"
         )
     config = load_sweep(str(resolved))
+    if not check_resume(config, folder, allow_change):
+        print(f"note: {folder} predates fingerprints; edits to sweep.yaml cannot be checked")
+    check_locations(config)
     from orchestrator.tuning import run_sweep
     from orchestrator.tuning.runner import SweepInterrupted
 

@@ -12,6 +12,7 @@ import yaml
 from orchestrator.compare.records import ObjectiveSpec, SweepData, Trial
 from orchestrator.compare.space import parse_space, sampled_params
 from orchestrator.errors import CompareError
+from orchestrator.reserved import KIND
 
 SWEEP_FILE = "sweep.yaml"
 MAX_RUNS = 10_000
@@ -44,7 +45,7 @@ def find_parent(client: Any, experiment: str | None, sweep: str | None) -> Any:
     newest sweep of ``experiment``."""
     if sweep:
         run = get_run(client, sweep)
-        if run.data.tags.get("orch.kind") == "sweep":
+        if run.data.tags.get(KIND) == "sweep":
             return run
         parent = run.data.tags.get("mlflow.parentRunId")
         if parent:
@@ -60,7 +61,7 @@ def find_parent(client: Any, experiment: str | None, sweep: str | None) -> Any:
         )
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="tags.`orch.kind` = 'sweep'",
+        filter_string=f"tags.`{KIND}` = 'sweep'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

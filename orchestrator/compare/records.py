@@ -6,12 +6,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.reserved import EFFECTIVE_BATCH, PHASE, STOP_DETAIL, STOP_REASON
+
 #: tags of the seed-repeat contract: extra child runs of a sweep that re-run a trial's
 #: configuration with another seed
-PHASE = "orch.phase"
 REPEAT_PHASE = "repeat"
-REPEAT_OF = "orch.repeat_of"
-SEED = "orch.seed"
 
 
 @dataclass(frozen=True)
@@ -40,15 +39,15 @@ class Trial:
 
     @property
     def stop_reason(self) -> str:
-        return self.tags.get("orch.stop_reason", "")
+        return self.tags.get(STOP_REASON, "")
 
     @property
     def stop_detail(self) -> str:
-        return self.tags.get("orch.stop_detail", "")
+        return self.tags.get(STOP_DETAIL, "")
 
     @property
     def effective_batch(self) -> int | None:
-        raw = self.tags.get("orch.effective_batch") or self.params.get("batch.effective")
+        raw = self.tags.get(EFFECTIVE_BATCH) or self.params.get("batch.effective")
         try:
             return int(float(raw)) if raw not in (None, "") else None
         except ValueError:

@@ -11,7 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.compare.records import REPEAT_OF, SEED, ObjectiveSpec, Trial
+from orchestrator.compare.records import ObjectiveSpec, Trial
+from orchestrator.reserved import REPEAT_OF, SEED
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.config.conditions import evaluation_order, is_active
 from orchestrator.config.models import ParamSpec
-from orchestrator.search_space.conditions import evaluation_order, is_active
 
 
 def parse_space(space: dict[str, dict[str, Any]]) -> dict[str, ParamSpec]:

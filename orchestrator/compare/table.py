@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.compare.records import ObjectiveSpec, Trial
+from orchestrator.reserved import STATUS
 
 #: a cell's sort key: a number, a string, or None (missing, sorted last either way)
 SortValue = float | str | None
@@ -52,7 +53,7 @@ def param_cell(raw: str | None) -> Cell:
 
 def status_of(trial: Trial) -> str:
     """``completed``, ``error``, a stop reason, or MLflow's status when the run has no tag."""
-    return trial.tags.get("orch.status") or trial.status.lower()
+    return trial.tags.get(STATUS) or trial.status.lower()
 
 
 def rank(trials: Sequence[Trial], objective: ObjectiveSpec) -> list[Trial]:

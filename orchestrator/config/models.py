@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.divergence.config import DivergenceConfig
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.base import StrictModel
+from orchestrator.config.divergence import DivergenceConfig
+from orchestrator.config.lr_schedule import LrSchedule
+from orchestrator.config.registry import KindRegistry
+from orchestrator.config.task import LossConfig, TaskConfig
 
 #: Top-level sections whose keys may be searched (``space:`` keys start with one of these).
 SEARCHABLE_SECTIONS = ("loss", "optim", "batch", "train", "backend")
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
 
 Scalar = str | int | float | bool | None
 
@@ -114,6 +121,8 @@ class OptimConfig(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     #: linear warm-up over this many optimizer steps
     warmup_steps: int = Field(0, ge=0)
+    #: the learning rate over the epochs after warm-up (step, multistep, cosine)
+    schedule: LrSchedule = Field(default_factory=LrSchedule)
 
 
 class BatchConfig(StrictModel):
@@ -152,6 +161,18 @@ class EmaConfig(StrictModel):
     warmup: int = Field(2000, ge=0)
 
 
+class CheckpointConfig(StrictModel):
+    """Trial checkpoints through Ray Tune (docs/reliability.md): a trial Tune restarts after
+    an infrastructure failure, or that ``orchestrate resume`` continues, starts after its
+    last checkpoint instead of from scratch. Built-in tasks only (an external command keeps
+    its own)."""
+
+    #: checkpoint at the end of every this many epochs (never after the last)
+    every: int = Field(1, ge=1)
+    #: checkpoints Tune keeps per trial (CheckpointConfig.num_to_keep)
+    keep: int = Field(2, ge=1)
+
+
 class TrainConfig(StrictModel):
     """The trial loop."""
 
@@ -159,10 +180,10 @@ class TrainConfig(StrictModel):
     #: clip the global gradient norm to this value; null disables clipping
     grad_clip: float | None = Field(0.1, gt=0)
     seed: int = 0
-    #: log training metrics to the live curve every this many optimizer steps
-    log_every: int = Field(1, ge=1)
     #: keep an EMA of the weights (RT-DETR uses decay 0.9999) and evaluate it; null = off
     ema: EmaConfig | None = None
+    #: trial checkpoints; null = none (a restarted trial starts over)
+    checkpoint: CheckpointConfig | None = Field(default_factory=CheckpointConfig)
 
 
 class Resources(StrictModel):
@@ -218,19 +239,29 @@ class FinalConfig(StrictModel):
     seeds: int = Field(3, ge=1, le=100)
 
 
-class TPESampler(StrictModel):
-    kind: Literal["tpe"] = "tpe"
+class SamplerConfig(StrictModel):
+    """Base of a ``sweep.sampler`` entry: the Optuna sampler that proposes each trial.
+
+    A sampler is one module in :mod:`orchestrator.tuning.samplers` (or a plugin) with a
+    subclass registered in :data:`SAMPLERS`; see docs/extending.md.
+    """
+
+    kind: str
     seed: int = 0
-    multivariate: bool = True
-    n_startup_trials: int = Field(4, ge=0)
+
+    @abstractmethod
+    def build(self, *, concurrent: bool) -> Any:
+        """The ``optuna.samplers.BaseSampler``; ``concurrent``: several trials run at once."""
 
 
-class RandomSampler(StrictModel):
-    kind: Literal["random"]
-    seed: int = 0
-
-
-Sampler = Annotated[TPESampler | RandomSampler, Field(discriminator="kind")]
+#: ``sweep.sampler.kind`` -> its config model (which builds the Optuna sampler)
+SAMPLERS: KindRegistry[SamplerConfig] = KindRegistry(
+    "sampler", SamplerConfig, discover=("orchestrator.tuning.samplers",), default="tpe"
+)
+if TYPE_CHECKING:
+    Sampler = SamplerConfig
+else:
+    Sampler = SAMPLERS.field()
 
 
 class SweepSettings(StrictModel):
@@ -238,7 +269,7 @@ class SweepSettings(StrictModel):
 
     num_samples: int = Field(8, ge=1, le=1_000_000)
     max_concurrent: int = Field(2, ge=1)
-    sampler: Sampler = Field(default_factory=TPESampler)
+    sampler: Sampler = Field(default_factory=SAMPLERS.default_factory())
     #: sweep directories (Ray Tune storage, data cache, summary) go under this folder
     dir: str = "sweeps"
     #: Ray cluster to join (``auto``, ``ray://...``); null starts a local one
@@ -248,30 +279,62 @@ class SweepSettings(StrictModel):
     #: restarts of a trial after an infrastructure failure (OOM, lost worker or node,
     #: preemption); a deterministic error or a divergence is never retried
     max_retries: int = Field(2, ge=0)
+    #: the Optuna study's storage, for optuna-dashboard: null = ``optuna.journal`` in the
+    #: sweep folder; an SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``) for a
+    #: cluster, where the driver's sweep folder is not where you look
+    optuna_storage: str | None = None
+
+    @field_validator("optuna_storage")
+    @classmethod
+    def _storage_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                "must be an SQLAlchemy URL such as postgresql://user@host/db or "
+                f"sqlite:////abs/path.db (null: a journal file in the sweep folder), got {value!r}"
+            )
+        return value
 
 
-class AshaScheduler(StrictModel):
-    kind: Literal["asha"] = "asha"
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
-    brackets: int = Field(1, ge=1)
+class SchedulerConfig(StrictModel):
+    """Base of a ``stopping.scheduler`` entry: the Ray Tune scheduler that cuts trials.
+
+    A scheduler is one module in :mod:`orchestrator.tuning.schedulers` (or a plugin) with a
+    subclass registered in :data:`SCHEDULERS`; see docs/extending.md.
+    """
+
+    kind: str
+
+    @abstractmethod
+    def build(
+        self, *, metric: str | None, mode: str | None, max_t: int, safe: bool = True
+    ) -> TrialScheduler:
+        """The Ray scheduler. Budgets are in reports (one per epoch); ``max_t`` is the last.
+
+        ``metric``/``mode`` None: the sweep sets them later (``set_search_properties``).
+        ``safe`` False: Ray's own class, without this project's NaN handling (replay
+        compares the two).
+        """
+
+    def budget_problems(self, epochs: int) -> list[tuple[str, str, Any]]:
+        """``(key, rule, value)`` of settings that cannot work with ``train.epochs``."""
+        grace = getattr(self, "grace_period", None)
+        if isinstance(grace, int) and grace > epochs:
+            return [("grace_period", f"must be <= train.epochs ({epochs})", grace)]
+        return []
 
 
-class MedianScheduler(StrictModel):
-    kind: Literal["median"]
-    grace_period: int = Field(1, ge=0)
-    min_samples_required: int = Field(3, ge=1)
-
-
-class NoScheduler(StrictModel):
-    kind: Literal["none"]
-
-
-Scheduler = Annotated[AshaScheduler | MedianScheduler | NoScheduler, Field(discriminator="kind")]
+#: ``stopping.scheduler.kind`` -> its config model (which builds the Ray scheduler)
+SCHEDULERS: KindRegistry[SchedulerConfig] = KindRegistry(
+    "scheduler", SchedulerConfig, discover=("orchestrator.tuning.schedulers",), default="asha"
+)
+if TYPE_CHECKING:
+    Scheduler = SchedulerConfig
+else:
+    Scheduler = SCHEDULERS.field()
 
 
 class StoppingConfig(StrictModel):
-    scheduler: Scheduler = Field(default_factory=AshaScheduler)
+    scheduler: Scheduler = Field(default_factory=SCHEDULERS.default_factory())
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
 
 
@@ -285,6 +348,9 @@ class TrackingConfig(StrictModel):
     #: at the end of a sweep, how long to wait for MLflow to take the buffered writes
     #: before leaving them in the sweep folder for ``orchestrate sync``
     flush_timeout_s: float = Field(default=60.0, ge=0)
+    #: seconds between system-metric samples in each trial (CPU, memory, GPU: MLflow's
+    #: System metrics tab); 0 turns sampling off
+    system_metrics_s: float = Field(default=10.0, ge=0)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -92,3 +97,21 @@ class ComponentsDetector(DivergenceDetector):
                 )
                 return StopReason(f"component_collapse:{component}", detail, i)
         return None
+
+
+@register_rule
+class ComponentsRule(RuleConfig):
+    """Explosion, collapse and NaN rules on every ``train/raw_<c>`` loss component."""
+
+    name: ClassVar[str] = "components"
+    priority: ClassVar[int] = 20
+    detector: ClassVar[type[DivergenceDetector]] = ComponentsDetector
+
+    #: a component above ``factor`` × its reference is exploding; 10× its best is far
+    #: beyond the spikes of healthy training, yet reached within a few reports of a blow-up
+    factor: float = Field(10.0, gt=1)
+    reference: Literal["initial", "best"] = "best"
+    #: also stop on a NaN/inf component (the total usually turns NaN in the same report)
+    nonfinite: bool = True
+    #: a component below this fraction of its first value has collapsed; null disables
+    collapse_ratio: float | None = Field(1e-3, gt=0, lt=1)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -54,3 +57,16 @@ class ExplosionDetector(DivergenceDetector):
             if ref is None or (self.reference == "best" and v < ref):
                 ref = v
         return None
+
+
+@register_rule
+class ExplosionRule(RuleConfig):
+    """A minimised metric far above its first or best value."""
+
+    name: ClassVar[str] = "explosion"
+    priority: ClassVar[int] = 50
+    detector: ClassVar[type[DivergenceDetector]] = ExplosionDetector
+
+    metric: str = Field("train/loss", min_length=1)
+    factor: float = Field(10.0, gt=1)
+    reference: Literal["initial", "best"] = "best"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from typing import ClassVar
 
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -57,3 +61,19 @@ class GradNormDetector(DivergenceDetector):
                 )
                 return StopReason("grad_explosion", detail, i)
         return None
+
+
+@register_rule
+class GradNormRule(RuleConfig):
+    """``train/grad_norm`` far above its early level (``grad_explosion``)."""
+
+    name: ClassVar[str] = "grad_norm"
+    priority: ClassVar[int] = 30
+    detector: ClassVar[type[DivergenceDetector]] = GradNormDetector
+
+    metric: str = Field("train/grad_norm", min_length=1)
+    #: healthy norms drift by 2-3× over a run; 10× the early median is a blow-up
+    factor: float = Field(10.0, gt=1)
+    #: reports whose median is the run's own scale
+    warmup: int = Field(3, ge=1)
+    patience: int = Field(1, ge=1)

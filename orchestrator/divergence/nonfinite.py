@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import DivergenceDetector, History, StopReason, as_number
 
 #: metrics watched when none are named: everything the trial reports about itself
@@ -40,3 +44,15 @@ class NonfiniteDetector(DivergenceDetector):
                 if v is not None and not math.isfinite(v):
                     return StopReason(self.code, f"{key} is {v} at report {i}", i)
         return None
+
+
+@register_rule
+class NonfiniteRule(RuleConfig):
+    """Stop on the first NaN/±inf of a watched metric."""
+
+    name: ClassVar[str] = "nonfinite"
+    priority: ClassVar[int] = 10
+    detector: ClassVar[type[DivergenceDetector]] = NonfiniteDetector
+
+    #: null: every numeric ``train/*`` and ``val/*`` metric
+    metrics: list[str] | None = Field(None, min_length=1)

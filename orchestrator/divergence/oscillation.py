@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from typing import ClassVar
 
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -67,3 +71,19 @@ class OscillationDetector(DivergenceDetector):
                 )
                 return StopReason("oscillation", detail, series[end - 1][0])
         return None
+
+
+@register_rule
+class OscillationRule(RuleConfig):
+    """Large zig-zag of a metric over a window (learning rate too high)."""
+
+    name: ClassVar[str] = "oscillation"
+    priority: ClassVar[int] = 70
+    detector: ClassVar[type[DivergenceDetector]] = OscillationDetector
+
+    metric: str = Field("train/loss", min_length=1)
+    window: int = Field(6, ge=3)
+    #: fraction of the ``window - 2`` possible direction changes that must occur
+    min_flips: float = Field(0.75, gt=0, le=1)
+    #: median |difference| relative to the median level; noise near convergence is ~5%
+    min_amplitude: float = Field(0.15, gt=0, lt=1)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -81,3 +84,23 @@ class PlateauDetector(DivergenceDetector):
                 )
                 return StopReason("plateau", detail, i)
         return None
+
+
+@register_rule
+class PlateauRule(RuleConfig):
+    """A metric that never improved stays flat."""
+
+    name: ClassVar[str] = "plateau"
+    priority: ClassVar[int] = 90
+    detector: ClassVar[type[DivergenceDetector]] = PlateauDetector
+
+    metric: str = Field("train/loss", min_length=1)
+    mode: Literal["min", "max"] = "min"
+    window: int = Field(6, ge=2)
+    #: relative improvement of the best over ``window`` reports below this is flat
+    min_improvement: float = Field(0.02, gt=0, lt=1)
+    #: no plateau before this many reports: slow starters sit flat for several epochs
+    warmup: int = Field(10, ge=0)
+    #: a best this much better than the first value means the run learned (converging, not
+    #: stuck); null stops converged runs too
+    min_progress: float | None = Field(0.25, gt=0)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -48,3 +53,16 @@ class SkippedStepsDetector(DivergenceDetector):
                 )
                 return StopReason("amp_overflow", detail, i)
         return None
+
+
+@register_rule
+class AmpOverflowRule(RuleConfig):
+    """fp16 loss scaling that keeps skipping steps (``amp_overflow``); a few are normal."""
+
+    name: ClassVar[str] = "amp_overflow"
+    priority: ClassVar[int] = 40
+    detector: ClassVar[type[DivergenceDetector]] = SkippedStepsDetector
+
+    metric: str = Field("train/skipped_frac", min_length=1)
+    max_fraction: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(2, ge=1)

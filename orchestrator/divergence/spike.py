@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
+
+from orchestrator.config.divergence import RuleConfig, register_rule
 from orchestrator.divergence.base import (
     DivergenceDetector,
     History,
@@ -63,3 +68,22 @@ class SpikeDetector(DivergenceDetector):
             run = 0
             ema = self.alpha * v + (1 - self.alpha) * ema
         return None
+
+
+@register_rule
+class SpikeRule(RuleConfig):
+    """A minimised metric above ``factor`` × its EMA for ``patience`` reports in a row."""
+
+    name: ClassVar[str] = "spike"
+    priority: ClassVar[int] = 60
+    detector: ClassVar[type[DivergenceDetector]] = SpikeDetector
+
+    metric: str = Field("train/loss", min_length=1)
+    #: healthy epoch-averaged losses move by a few percent per epoch; doubling is abnormal
+    factor: float = Field(2.0, gt=1)
+    #: EMA smoothing: weight of the newest value
+    alpha: float = Field(0.3, gt=0, lt=1)
+    #: reports that only feed the EMA
+    warmup: int = Field(3, ge=1)
+    #: 2: one spike that recovers on the next report is tolerated
+    patience: int = Field(2, ge=1)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import orchestrator
 from orchestrator.errors import OrchestratorError
+from orchestrator.reserved import SWEEP
 
 SWEEP_NAME = "sweep.yaml"
 #: job states after which nothing changes (Ray's JobStatus values)
@@ -118,7 +119,7 @@ def launch_ray(options: RayLaunchOptions, out: TextIO | None = None) -> int:
             entrypoint=entrypoint(options.overrides),
             runtime_env=runtime_env(options, working_dir),
             submission_id=job_id,
-            metadata={"orch.sweep": config.name},
+            metadata={SWEEP: config.name},
         )
     out.write(f"{job_id}\n")
     out.write(

@@ -8,7 +8,8 @@ import yaml
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a volume mount shared by two pods is written out twice, not as &id001
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

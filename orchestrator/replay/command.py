@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+from orchestrator.config.models import SCHEDULERS
 from orchestrator.divergence import DivergenceConfig, build_rules
 from orchestrator.errors import CurvesError
 from orchestrator.replay.curves import Curve, curves_from_mlflow, load_curves, write_curves
@@ -41,9 +42,11 @@ def policies(
     """The policies compared: no early stopping, the scheduler as Ray ships it, ours without
     rules, the rules alone, and what a sweep runs (scheduler + rules)."""
     detector = build_rules(rules, (objective[0], "max" if objective[1] == "max" else "min"))
-    none = SchedulerSpec(kind="none")
+    none = SchedulerSpec.of("none")
     out = [Policy("no early stop", none, None)]  # the last policy is the sweep's own
-    if spec.kind != "none":
+    if spec.kind == "forecast":  # ours only: there is no Ray original to compare
+        out.append(Policy("forecast (no rules)", spec, None))
+    elif spec.kind != "none":
         plain = dataclasses.replace(spec, safe=False)
         out += [
             Policy(f"{spec.kind} (Ray as shipped)", plain, None),
@@ -123,24 +126,16 @@ def _settings(
 
         config = load_sweep(opts.config, list(opts.overrides))
         rules = config.stopping.divergence
-        s = config.stopping.scheduler
-        if s.kind == "asha":
-            spec = SchedulerSpec(
-                "asha",
-                grace_period=s.grace_period,
-                reduction_factor=s.reduction_factor,
-                brackets=s.brackets,
-            )
-        elif s.kind == "median":
-            spec = SchedulerSpec(
-                "median", grace_period=s.grace_period, min_samples_required=s.min_samples_required
-            )
-        else:
-            spec = SchedulerSpec("none")
+        spec = SchedulerSpec(config.stopping.scheduler, lr_schedule=config.optim.schedule)
         metric, mode = config.primary.metric, config.primary.mode
         concurrency = config.sweep.max_concurrent
     if opts.scheduler:
-        spec = dataclasses.replace(spec, kind=opts.scheduler)  # type: ignore[arg-type]
+        # the other kind keeps the settings the two have in common (grace_period ...)
+        cls = SCHEDULERS.get(opts.scheduler)
+        shared = {k: v for k, v in spec.config.model_dump().items() if k in cls.model_fields}
+        spec = SchedulerSpec(
+            cls.model_validate({**shared, "kind": opts.scheduler}), lr_schedule=spec.lr_schedule
+        )
     metric = opts.metric or metric
     mode = opts.mode or mode
     concurrency = opts.concurrency or concurrency

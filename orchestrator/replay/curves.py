@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import CurvesError
+from orchestrator.reserved import KIND, STEP, STOP_REASON
 
 
 @dataclass
@@ -26,6 +28,17 @@ class Curve:
     family: str | None = None
     onset: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def split_curves(curves: list[Curve], salt: str = "") -> tuple[list[Curve], list[Curve]]:
+    """``(tune, holdout)``: a fixed half of the curves to choose settings on and the other
+    half to report on, by the CRC-32 of ``salt + trial name`` (stable across runs, Python
+    versions and file order; a curve added later never moves another one)."""
+    tune: list[Curve] = []
+    holdout: list[Curve] = []
+    for c in curves:
+        (holdout if zlib.crc32((salt + c.trial).encode()) % 2 else tune).append(c)
+    return tune, holdout
 
 
 def load_curves(path: str | Path) -> list[Curve]:
@@ -109,7 +122,7 @@ def curves_from_mlflow(experiment: str, tracking_uri: str) -> list[Curve]:
         raise CurvesError(f"MLflow at {tracking_uri}: no experiment named {experiment!r}")
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string="tags.`orch.kind` = 'trial'",
+        filter_string=f"tags.`{KIND}` = 'trial'",
         order_by=["attributes.start_time ASC"],
         max_results=10_000,
     )
@@ -123,9 +136,9 @@ def curves_from_mlflow(experiment: str, tracking_uri: str) -> list[Curve]:
                 by_step.setdefault(m.step, {})[key] = m.value
         if not by_step:
             continue
-        history = [dict(by_step[s], **{"orch.step": s}) for s in sorted(by_step)]
+        history = [dict(by_step[s], **{STEP: s}) for s in sorted(by_step)]
         tags = run.data.tags
-        if tags.get("orch.stop_reason") == "nonfinite":
+        if tags.get(STOP_REASON) == "nonfinite":
             history[-1]["train/loss"] = float("nan")
         curves.append(
             Curve(

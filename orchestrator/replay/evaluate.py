@@ -11,6 +11,7 @@ from typing import Any
 from orchestrator.divergence.base import as_number
 from orchestrator.replay.curves import Curve
 from orchestrator.replay.simulate import Outcome, Policy, replay
+from orchestrator.reserved import STEP
 
 
 @dataclass
@@ -62,7 +63,7 @@ def steps(curve: Curve) -> list[float]:
     """The step of each report: its ``step`` / ``orch.step`` value, else its position."""
     out = []
     for i, report in enumerate(curve.history):
-        v = as_number(report.get("step", report.get("orch.step")))
+        v = as_number(report.get("step", report.get(STEP)))
         out.append(v if v is not None and math.isfinite(v) else float(i + 1))
     return out
 
@@ -188,15 +189,25 @@ def render(scores: list[PolicyScore], n_curves: int, concurrency: int) -> str:
 
 
 def render_stops(curves: list[Curve], s: PolicyScore) -> str:
-    """Which trials ``s`` stopped, when and why, one line each."""
+    """Which trials ``s`` stopped, when and why, one line each; then the trials its
+    scheduler protected (kept although they looked behind, or not judged yet), and why."""
     lines = [f"Stopped under {s.policy!r}:"]
+    kept = []
     for c, o in zip(curves, s.outcomes, strict=True):
+        label = f" [{c.label}{'/' + c.family if c.family else ''}]" if c.label else ""
         if o.stopped_by is None:
+            if o.protected:
+                kept.append(f"  {c.trial}{label}: ran to report {o.total} - {o.protected}")
             continue
         step = steps(c)[o.reports - 1]
-        label = f" [{c.label}{'/' + c.family if c.family else ''}]" if c.label else ""
-        why = f"{o.reason}: {o.detail}" if o.stopped_by == "rules" else "scheduler"
+        if o.stopped_by == "rules":
+            why = f"{o.reason}: {o.detail}"
+        else:
+            why = f"scheduler: {o.detail}" if o.detail else "scheduler"
         lines.append(f"  {c.trial}{label}: report {o.reports}/{o.total} (step {step:g}) - {why}")
+    if kept:
+        lines.append(f"Protected under {s.policy!r} (kept although behind, and why):")
+        lines += kept
     return "\n".join(lines) + "\n"
 
 

@@ -11,26 +11,40 @@ while too few trials are comparable and others wait) is replayed as CONTINUE.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
+from orchestrator.config.lr_schedule import LrSchedule
+from orchestrator.config.models import SCHEDULERS, SchedulerConfig
 from orchestrator.divergence import DivergenceDetector
 from orchestrator.replay.curves import Curve
 from orchestrator.tuning.schedulers import TIME_ATTR
 
-SchedulerKind = Literal["none", "asha", "median"]
-
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """What a replay needs to build a scheduler; ``safe`` False gives Ray's own class."""
+    """A registered scheduler's settings; ``safe`` False gives Ray's own class."""
 
-    kind: SchedulerKind = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
-    brackets: int = 1
-    min_samples_required: int = 3
+    config: SchedulerConfig = field(default_factory=SCHEDULERS.default_factory())
     safe: bool = True
+    #: the sweep's ``optim.schedule``, for a scheduler that reads it (forecast)
+    lr_schedule: LrSchedule | None = None
+
+    @classmethod
+    def of(cls, kind: str, *, safe: bool = True, **settings: Any) -> SchedulerSpec:
+        """``kind`` from the scheduler registry with ``settings`` (validated)."""
+        return cls(SCHEDULERS.get(kind).model_validate({"kind": kind, **settings}), safe)
+
+    def build(self, metric: str, mode: str, max_t: int) -> Any:
+        """The Ray scheduler, with the sweep's LR schedule where it reads one."""
+        scheduler = self.config.build(metric=metric, mode=mode, max_t=max_t, safe=self.safe)
+        if self.lr_schedule is not None and hasattr(scheduler, "lr_schedule"):
+            scheduler.lr_schedule = self.lr_schedule
+        return scheduler
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
 
 @dataclass(frozen=True)
@@ -52,14 +66,17 @@ class Outcome:
     stopped_by: str | None  # "rules", "scheduler" or None (ran to the end)
     reason: str | None = None  # the rule's code
     detail: str | None = None
+    #: why the scheduler kept it (or did not judge it yet) although it looked behind
+    protected: str | None = None
 
 
 class _Trial:
-    """The two attributes Ray's schedulers read from a trial."""
+    """The attributes Ray's schedulers read from a trial (``config``: its sampled params)."""
 
-    def __init__(self, trial_id: str) -> None:
+    def __init__(self, trial_id: str, config: dict[str, Any] | None = None) -> None:
         self.trial_id = trial_id
         self.status = "RUNNING"
+        self.config = config or {}
 
     def __hash__(self) -> int:
         return hash(self.trial_id)
@@ -73,34 +90,6 @@ class _Controller:
 
     def get_live_trials(self) -> list[Any]:
         return []
-
-
-def build_scheduler(spec: SchedulerSpec, metric: str, mode: str, max_t: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
-
-    from orchestrator.tuning.safe_schedulers import SafeASHAScheduler, SafeMedianStoppingRule
-
-    if spec.kind == "asha":
-        cls = SafeASHAScheduler if spec.safe else ASHAScheduler
-        return cls(
-            time_attr=TIME_ATTR,
-            metric=metric,
-            mode=mode,
-            max_t=max_t,
-            grace_period=spec.grace_period,
-            reduction_factor=spec.reduction_factor,
-            brackets=spec.brackets,
-        )
-    if spec.kind == "median":
-        mcls = SafeMedianStoppingRule if spec.safe else MedianStoppingRule
-        return mcls(
-            time_attr=TIME_ATTR,
-            metric=metric,
-            mode=mode,
-            grace_period=spec.grace_period,
-            min_samples_required=spec.min_samples_required,
-        )
-    return FIFOScheduler()
 
 
 def replay(
@@ -117,7 +106,8 @@ def replay(
 
     np.random.seed(0)  # ASHA picks a bracket at random when there are several
     max_t = max_t or max(len(c.history) for c in curves)
-    scheduler = build_scheduler(policy.scheduler, metric, mode, max_t)
+    spec = policy.scheduler
+    scheduler: Any = spec.build(metric, mode, max_t)
     controller = _Controller()
     outcomes: dict[str, Outcome] = {}
     ids = {id(c): f"{i:05d}" for i, c in enumerate(curves)}
@@ -128,9 +118,8 @@ def replay(
     while pending or running:
         while pending and len(running) < concurrency:
             curve = pending.popleft()
-            trial = _Trial(ids[id(curve)])
-            if policy.scheduler.kind != "none":
-                scheduler.on_trial_add(controller, trial)
+            trial = _Trial(ids[id(curve)], curve.params)
+            scheduler.on_trial_add(controller, trial)
             running.append((curve, trial))
             position[trial.trial_id] = 0
         still: list[tuple[Curve, _Trial]] = []
@@ -144,6 +133,13 @@ def replay(
             else:
                 outcomes[curve.trial + ids[id(curve)]] = outcome
         running = still
+    protected = getattr(scheduler, "protected", {})
+    cut = getattr(scheduler, "cut", {})
+    for c in curves:
+        o = outcomes[c.trial + ids[id(c)]]
+        o.protected = protected.get(ids[id(c)])
+        if o.stopped_by == "scheduler" and o.detail is None:
+            o.detail = cut.get(ids[id(c)])
     return [outcomes[c.trial + ids[id(c)]] for c in curves]
 
 
@@ -162,15 +158,11 @@ def _step(
     if policy.rules is not None:
         reason = policy.rules.check(curve.history[: i + 1])
         if reason is not None:
-            if policy.scheduler.kind != "none":
-                scheduler.on_trial_complete(controller, trial, dict(result, done=True))
+            scheduler.on_trial_complete(controller, trial, dict(result, done=True))
             return Outcome(curve.trial, i + 1, total, "rules", reason.code, reason.detail)
     if i + 1 == total:
-        if policy.scheduler.kind != "none":
-            scheduler.on_trial_complete(controller, trial, dict(result, done=True))
+        scheduler.on_trial_complete(controller, trial, dict(result, done=True))
         return Outcome(curve.trial, total, total, None)
-    if policy.scheduler.kind == "none":
-        return None
     if scheduler.on_trial_result(controller, trial, result) == TrialScheduler.STOP:
         scheduler.on_trial_complete(controller, trial, dict(result, done=True))
         return Outcome(curve.trial, i + 1, total, "scheduler")

@@ -11,20 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.config.batch import AUTO, batch_problem, scaled_lr
+from orchestrator.config.conditions import evaluation_order, is_active
 from orchestrator.config.models import ParamSpec, SweepConfig
-from orchestrator.search_space.batch import AUTO, batch_problem, scaled_lr
-from orchestrator.search_space.conditions import evaluation_order, is_active
+
+# keys of the trial config set by the orchestrator itself, not by the sampler
+from orchestrator.reserved import (
+    ACCUM,
+    EFFECTIVE_BATCH,
+    LR_SCALED,
+    MICRO_BATCH,
+    SKIP_REASON,
+    WORLD_SIZE,
+)
 
 if TYPE_CHECKING:
     import optuna
-
-#: Keys of the trial config set by the orchestrator itself, not by the sampler.
-EFFECTIVE_BATCH = "orch.effective_batch"
-MICRO_BATCH = "orch.micro_batch"
-ACCUM = "orch.accum"
-WORLD_SIZE = "orch.world_size"
-LR_SCALED = "orch.lr_scaled"
-SKIP_REASON = "orch.skip_reason"
 
 
 class SearchSpace:

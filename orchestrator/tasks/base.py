@@ -10,82 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskConfig
+
+__all__ = ["DataTaskConfig", "LossConfig", "LossOutput", "Task", "TaskConfig"]
 
 if TYPE_CHECKING:
     import torch
     from torch.utils.data import DataLoader, Dataset
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
-
-
-class TaskConfig(StrictModel):
-    """Common part of every ``task:`` section; each task subclasses it."""
-
-    kind: str
-
-    def reported_metrics(self) -> list[str] | None:
-        """Metric names this config makes its trials report (``command`` maps its own);
-        None: the registry's ``val_metrics`` plus the loop's ``train/*`` metrics."""
-        return None
-
-    def sweep_problems(self, sweep: Any) -> list[tuple[tuple[str, ...], str, Any]]:
-        """``(path, rule, value)`` of problems visible only with the whole sweep; none here."""
-        return []
-
-    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The MLflow params of a trial's run, from all of its hyperparameters (dotted keys,
-        fixed and sampled): only what the trial uses. The built-in loop uses them all."""
-        return values
-
-
-class DataTaskConfig(TaskConfig):
-    """A task whose ``data:`` section is a union tagged by ``kind`` (generated or on disk)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _data_kind_defaults_to_synthetic(cls, data: Any) -> Any:
-        # the discriminated union needs its tag; let ``data: {num_train: 64}`` mean synthetic
-        if isinstance(data, dict) and isinstance(data.get("data"), dict):
-            section = data["data"]
-            if "kind" not in section:
-                return {**data, "data": {"kind": "synthetic", **section}}
-        return data
-
-
-class LossConfig(StrictModel):
-    """Common part of every ``loss:`` section; each task subclasses it.
-
-    The fields here say how the trial loop combines the task's loss terms, the same for
-    every task (docs/loss-weighting.md): ``fixed`` uses the task's own weights; ``balance``
-    rescales each term to the magnitude of ``balance_reference`` by a detached ratio (RAM),
-    times its weight; ``target_share`` measures each term's magnitude on a few micro-batches
-    at the trial's start and sets weights so each term is ``share`` of the total. Which
-    names are components is known only with the task, so those checks are in
-    :mod:`orchestrator.search_space.loss_weighting`.
-    """
-
-    weighting: Literal["fixed", "balance", "target_share"] = "fixed"
-    #: ``balance``: the component every other term is rescaled to; null = the task's first
-    balance_reference: str | None = None
-    #: ``target_share``: each component's share of the total, normalised to sum 1; a dict
-    #: (not a model) so ``space`` can search ``loss.share.<component>`` for any task
-    share: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    #: ``target_share``: micro-batches per rank the magnitudes are averaged over
-    calibration_batches: int = Field(4, ge=1, le=1000)
-
-    @field_validator("share")
-    @classmethod
-    def _some_share(cls, value: dict[str, float]) -> dict[str, float]:
-        if value and sum(value.values()) <= 0:
-            raise ValueError(f"shares must not all be 0, got {value}")
-        return value
 
 
 @dataclass
@@ -163,15 +96,4 @@ class Task(Protocol):
 
     def evaluate(self, model: torch.nn.Module, loader: DataLoader[Any]) -> dict[str, float]:
         """Validation metrics (keys from :attr:`val_metrics`) on the whole ``loader``."""
-        ...
-
-
-class TaskEntry(Protocol):
-    """What the registry knows about a task without importing torch."""
-
-    config_model: type[TaskConfig]
-    loss_model: type[LossConfig]
-
-    def prepare_data(self, config: TaskConfig, data_root: Path) -> None:
-        """Write/check the task's data once per sweep, in the driver, before trials start."""
         ...

@@ -15,18 +15,39 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.redact import strip_userinfo
+from orchestrator.reserved import (
+    ACCUM,
+    ATTEMPT,
+    KIND,
+    LR_SCALED,
+    MICRO_BATCH,
+    OOM_BACKOFFS,
+    PREFIX,
+    RESTORED_FROM_EPOCH,
+    STOP_PREFIX,
+    SWEEP_RUN_ID,
+    SYSTEM_SAMPLES,
+    TRIAL,
+    TRIAL_ID,
+)
 from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 
 log = logging.getLogger(__name__)
 
 #: Metric name prefixes logged as MLflow metrics; other result keys are Ray bookkeeping.
 METRIC_PREFIXES = ("train/", "val/")
+#: MLflow's prefix of system metrics (its UI's System metrics tab)
+SYSTEM_PREFIX = "system/"
+#: name of a trial's logged model (and of its weights folder in the trial directory)
+MODEL_NAME = "model"
 
 
 #: what a trial reports about its own batch plan, which can change while it runs (``micro:
-#: auto``, OOM back-off): kept as tags, so the run shows the final values
+#: auto``, OOM back-off), and about its restarts: kept as tags, so the run shows the final
+#: values
 REPORTED_TAGS = frozenset(
-    {"orch.micro_batch", "orch.accum", "orch.oom_backoffs", "orch.lr_scaled"}
+    {MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED, RESTORED_FROM_EPOCH, ATTEMPT}
 )
 
 
@@ -61,10 +82,14 @@ class SweepTracker:
         meta = self.journal_dir / "meta.json"
         if not meta.is_file():  # what `orchestrate sync` uploads to, later
             meta.write_text(
-                json.dumps({"uri": uri, "experiment": experiment, "sweep": sweep_name})
+                json.dumps(
+                    {"uri": strip_userinfo(uri), "experiment": experiment, "sweep": sweep_name}
+                )
             )
         self.resumed = SWEEP_KEY in self.journal.created
         self._reopened: set[str] = set()
+        self._running: set[str] = set()  # trial runs started and not ended by this process
+        self._system_steps: dict[str, int] = {}  # run key -> system-metric samples logged
         self.writer = JournalWriter(self.journal, uri).start()
         SweepTracker._open[str(self.journal_dir)] = self
 
@@ -79,7 +104,11 @@ class SweepTracker:
     def __reduce__(self) -> tuple[Any, ...]:
         # Tune pickles its callbacks into the experiment folder; a restored sweep gets back
         # the tracker of the same journal instead of a copy of a dead writer thread
-        return (SweepTracker.open, (self.uri, self.experiment, self.sweep_name, self.journal_dir))
+        # (without the URI's credentials: the pickle is saved in the sweep folder)
+        return (
+            SweepTracker.open,
+            (strip_userinfo(self.uri), self.experiment, self.sweep_name, self.journal_dir),
+        )
 
     @property
     def parent_id(self) -> str | None:
@@ -104,18 +133,19 @@ class SweepTracker:
                 "key": SWEEP_KEY,
                 "name": self.sweep_name,
                 "time": _now(),
-                "tags": {"orch.kind": "sweep", **tags},
+                "tags": {KIND: "sweep", **tags},
             }
         )
         self._log_params(SWEEP_KEY, params)
 
     def start_trial(self, trial_id: str, name: str, params: dict[str, Any]) -> None:
         key = trial_key(trial_id)
+        self._running.add(key)
         if key in self.journal.created:
             self._reopen(key)  # a resumed trial continues its run
             return
-        tags = {"orch.kind": "trial", "orch.trial_id": trial_id}
-        tags.update({k: str(v) for k, v in params.items() if k.startswith("orch.")})
+        tags = {KIND: "trial", TRIAL_ID: trial_id}
+        tags.update({k: str(v) for k, v in params.items() if k.startswith(PREFIX)})
         self.journal.append(
             {
                 "op": "create_run",
@@ -126,7 +156,7 @@ class SweepTracker:
                 "tags": tags,
             }
         )
-        self._log_params(key, {k: v for k, v in params.items() if not k.startswith("orch.")})
+        self._log_params(key, {k: v for k, v in params.items() if not k.startswith(PREFIX)})
 
     def log_result(self, trial_id: str, result: dict[str, Any], step: int) -> None:
         key = trial_key(trial_id)
@@ -142,19 +172,52 @@ class SweepTracker:
         ]
         if key in self._reopened and step <= self.journal.last_step.get(key, -1):
             metrics = []  # a restarted trial re-reporting steps its run already has
+        self._log_system(key, result.get(SYSTEM_SAMPLES))
         tags = [
             [k, str(v)]
             for k, v in result.items()
-            if (k.startswith("orch.stop") or k in REPORTED_TAGS) and v is not None
+            if (k.startswith(STOP_PREFIX) or k in REPORTED_TAGS) and v is not None
         ]
         if metrics or tags:
             self.journal.append({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
 
+    def _log_system(self, key: str, samples: Any) -> None:
+        """System metrics sampled in the trial, as MLflow's ``system/...`` metrics: one
+        step per sample, counted per run, as MLflow's own monitor does. Their own op kind
+        (applied like ``log_batch``), so their steps never count as training steps."""
+        if not isinstance(samples, list) or not samples:
+            return
+        first = self._system_steps.get(key, 0)
+        rows = [
+            [SYSTEM_PREFIX + name, float(value), int(time_ms), first + offset]
+            for offset, (time_ms, values) in enumerate(samples)
+            for name, value in values.items()
+        ]
+        self._system_steps[key] = first + len(samples)
+        self.journal.append({"op": "log_system", "key": key, "metrics": rows})
+
     def end_trial(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         key = trial_key(trial_id)
+        self._running.discard(key)
         if key not in self.journal.created:
             return
         self._end(key, status, tags)
+
+    def end_running_trials(self, status: str, tags: dict[str, str]) -> int:
+        """End every trial run still open (a Ctrl-C stops trials without ending them);
+        returns how many. ``orchestrate resume`` sets them running again."""
+        keys = sorted(k for k in self._running if k in self.journal.created)
+        for key in keys:
+            self._end(key, status, tags)
+        self._running.clear()
+        return len(keys)
+
+    def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
+        """Record the data sets a trial trains and validates on as MLflow dataset inputs
+        (dicts of :func:`orchestrator.tasks.datasets.describe`)."""
+        key = trial_key(trial_id)
+        if datasets and key in self.journal.created:
+            self.journal.append({"op": "inputs", "key": key, "datasets": datasets})
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
         now = _now()
@@ -175,14 +238,31 @@ class SweepTracker:
     def log_artifact(self, path: str) -> None:
         self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
-    def log_trial_artifacts(self, trial_id: str, local_dir: str, artifact_path: str) -> bool:
-        """Upload a trial's folder (its final weights) or file (a command's ``command.json``)
-        into its child run, under ``artifact_path``."""
+    def log_trial_artifacts(self, trial_id: str, path: str, artifact_path: str) -> bool:
+        """Upload a trial's file or folder (a command's ``command.json``) into its child
+        run's artifacts, under ``artifact_path``; weights go through :meth:`log_trial_model`."""
         key = trial_key(trial_id)
         if key not in self.journal.created:
             return False
         self.journal.append(
-            {"op": "artifacts", "key": key, "path": local_dir, "artifact_path": artifact_path}
+            {"op": "artifacts", "key": key, "path": path, "artifact_path": artifact_path}
+        )
+        return True
+
+    def log_trial_model(self, trial_id: str, local_dir: str, name: str = MODEL_NAME) -> bool:
+        """Log a trial's weights folder as an MLflow 3 logged model of its run, carrying
+        the run's last ``train/``/``val/`` values (``search_logged_models`` ranks by them)."""
+        key = trial_key(trial_id)
+        if key not in self.journal.created:
+            return False
+        self.journal.append(
+            {
+                "op": "logged_model",
+                "key": key,
+                "name": name,
+                "path": local_dir,
+                "tags": {TRIAL_ID: trial_id},
+            }
         )
         return True
 
@@ -191,7 +271,7 @@ class SweepTracker:
         return trial_key(trial_id) in self.journal.models
 
     def register_best(self, trial_id: str, trial: str, alias: str = "best") -> None:
-        """Register the trial's ``model`` artifact under the sweep's name, alias ``alias``.
+        """Register the trial's logged model under the sweep's name, alias ``alias``.
 
         Applied by the writer like every other op; the version it gets is tagged on the
         parent run (``orch.registered_version``) and kept in :attr:`versions`.
@@ -201,10 +281,11 @@ class SweepTracker:
                 "op": "register",
                 "key": trial_key(trial_id),
                 "name": self.sweep_name,
-                "source": "runs:/{run_id}/model",
+                "model": MODEL_NAME,
+                "source": "runs:/{run_id}/" + MODEL_NAME,
                 "alias": alias,
                 "description": "Best trial of each orchestrator sweep of this name.",
-                "tags": {"orch.sweep_run_id": "run:" + SWEEP_KEY, "orch.trial": trial},
+                "tags": {SWEEP_RUN_ID: "run:" + SWEEP_KEY, TRIAL: trial},
             }
         )
 

@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.tracking.journal import OPS_FILE, Journal, iter_failed
+from orchestrator.redact import mask_userinfo
+from orchestrator.tracking.journal import (
+    FAILED_FILE,
+    OPS_FILE,
+    STATE_FILE,
+    TORN_FILE,
+    Journal,
+    iter_failed,
+    iter_set_aside,
+)
 
 META_FILE = "meta.json"
 
@@ -29,18 +38,29 @@ def sync_command(sweep_dir: str, uri: str | None, timeout: float) -> int:
         raise OrchestratorError(f"{root}: no tracking URI recorded; pass --tracking-uri")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     journal = Journal(root)
+    _report_damage(journal, root)
     try:
         writer = JournalWriter(journal, target)
     except JournalBusyError as exc:
+        journal.close()
         raise OrchestratorError(str(exc)) from None
+    except OrchestratorError:
+        journal.close()
+        raise
+    if writer.recounted_from is not None:
+        print(
+            f"{STATE_FILE} counted {writer.recounted_from} writes applied, but the journal's "
+            f"lines moved beneath that count: {writer.state.applied} of its writes are applied"
+        )
     before = writer.pending
-    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {target} ...")
+    shown = mask_userinfo(target)
+    print(f"{before} of {len(journal)} MLflow writes pending; uploading to {shown} ...")
     done = writer.drain(timeout)
     writer.stop()
     journal.close()
     failed = sum(1 for _ in iter_failed(root))
     if failed:
-        print(f"{failed} writes were rejected by MLflow; see {root / 'failed.jsonl'}")
+        print(f"{failed} writes were rejected by MLflow; see {root / FAILED_FILE}")
     if not done:
         print(
             f"MLflow still unreachable after {timeout:.0f} s ({writer.last_error}); "
@@ -48,5 +68,22 @@ def sync_command(sweep_dir: str, uri: str | None, timeout: float) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"Uploaded {before} writes; MLflow has everything of this sweep.")
+    if any(not d.recovered for d in journal.damaged):
+        print(f"Uploaded {before} writes; MLflow has every write the journal still holds.")
+    else:
+        print(f"Uploaded {before} writes; MLflow has everything of this sweep.")
     return 0
+
+
+def _report_damage(journal: Journal, root: Path) -> None:
+    """Say which bytes of the journal are not ops: torn lines set aside, damaged lines."""
+    torn = list(iter_set_aside(root))
+    if torn:
+        where = ", ".join(d.describe() for d in torn)
+        print(
+            f"{len(torn)} line(s) cut by a kill mid-write were set aside (never applied, "
+            f"never complete): {where}; see {root / TORN_FILE}"
+        )
+    if journal.damaged:
+        where = ", ".join(d.describe() for d in journal.damaged)
+        print(f"{len(journal.damaged)} damaged line(s) in {journal.path} skipped: {where}")

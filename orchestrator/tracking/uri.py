@@ -23,8 +23,16 @@ def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str
     return uri
 
 
-def ui_command(uri: str) -> str:
-    """The command that opens MLflow's UI on ``uri``."""
+#: MLflow 3's UI opens every experiment in its GenAI layout until a browser has chosen
+#: "Model training" once (the experiment's kind tag alone does not switch it): links say so
+RUNS_PAGE = "#/experiments/{id}/runs?workflowType=machine_learning"
+
+
+def ui_command(uri: str, experiment_id: str | None = None) -> str:
+    """The command that opens MLflow's UI on ``uri`` (and, with ``experiment_id``, the
+    address of the experiment's runs table in the model-training layout)."""
+    page = RUNS_PAGE.format(id=experiment_id) if experiment_id else ""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+        return f"open {uri.rstrip('/')}/{page} in a browser"
+    command = f"mlflow ui --backend-store-uri {uri}"
+    return f"{command}, then http://127.0.0.1:5000/{page}" if page else command

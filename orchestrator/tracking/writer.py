@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import OrchestratorError
+from orchestrator.redact import mask_userinfo
+from orchestrator.reserved import JOURNAL_KEY, REGISTERED_VERSION
 from orchestrator.tracking.journal import (
     FAILED_FILE,
     LOCK_FILE,
@@ -46,11 +49,22 @@ REJECTED = frozenset(
 )
 REJECT_ATTEMPTS = 3
 #: tag that names a run's journal key, so a replayed create finds the run it made before
-RUN_KEY_TAG = "orch.journal_key"
+RUN_KEY_TAG = JOURNAL_KEY
+#: experiment tag MLflow's UI reads to choose its layout; "custom_model_development" opens
+#: the runs table (model training) instead of the GenAI traces view
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: metrics a logged model carries (its run's last training and validation values)
+MODEL_METRIC_PREFIXES = ("train/", "val/")
 
 
 class JournalBusyError(RuntimeError):
     """Another process is applying this journal."""
+
+
+class JournalDamagedError(OrchestratorError):
+    """``state.json`` names an applied op the journal no longer holds, and nothing tells
+    where it was: which ops MLflow lacks cannot be told (new ops could be skipped)."""
 
 
 class JournalWriter:
@@ -77,6 +91,18 @@ class JournalWriter:
                 f"{journal.root}: another orchestrate process is writing this sweep's "
                 "tracking journal (is the sweep still running?)"
             ) from None
+        applied = journal.locate_applied(self.state)
+        if applied is None:
+            self._lock_file.close()
+            where = ", ".join(d.describe() for d in journal.damaged) or "none found"
+            raise JournalDamagedError(
+                f"{journal.path}: the last op {STATE_FILE} records as applied to MLflow "
+                f"(op {self.state.applied}) is not in the journal ({len(journal)} readable "
+                f"ops; damaged lines: {where}), so what MLflow lacks cannot be told"
+            )
+        #: what the count in state.json was, when the journal's lines moved beneath it
+        self.recounted_from = self.state.applied if applied != self.state.applied else None
+        self.state.applied = applied
         # a writer that continues a journal may replay ops applied before a kill (state.json
         # is written after each op): its creates look for their run before making a new one
         self._recovering = self.state.applied > 0
@@ -158,7 +184,9 @@ class JournalWriter:
             )
             self.outage_since = None
         with self._progress:
+            start, digest = self.journal.mark(self.state.applied)
             self.state.applied += 1
+            self.state.applied_start, self.state.applied_digest = start, digest
             _atomic_write(self.journal.root / STATE_FILE, self.state.to_json())
             self._progress.notify_all()
 
@@ -176,9 +204,9 @@ class JournalWriter:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
             # "View run ... at" lines from a background thread would garble the live table
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-            from mlflow import MlflowClient
+            from orchestrator.tracking.store_init import open_client
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            self._client = open_client(self.uri)
         return self._client
 
     def _run_id(self, key: str) -> str:
@@ -199,6 +227,12 @@ class JournalWriter:
         self.state.experiment_id = (
             found.experiment_id if found else self.client.create_experiment(op["name"])
         )
+        # a kind someone chose in the UI stays; an experiment without one would open on
+        # MLflow's GenAI view
+        if found is None or EXPERIMENT_KIND_TAG not in found.tags:
+            self.client.set_experiment_tag(
+                self.state.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
 
     def _op_create_run(self, op: dict[str, Any]) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -244,6 +278,11 @@ class JournalWriter:
         for i in range(0, len(tags), 100):
             self.client.log_batch(run_id, tags=tags[i : i + 100])
 
+    def _op_log_system(self, op: dict[str, Any]) -> None:
+        """System metrics of a trial (a ``log_batch`` the journal keeps apart from the
+        training steps it tracks for resume)."""
+        self._op_log_batch(op)
+
     def _op_set_status(self, op: dict[str, Any]) -> None:
         run_id = self._run_id(op["key"])
         if op["status"] == "RUNNING":
@@ -261,6 +300,90 @@ class JournalWriter:
         else:
             self.client.log_artifact(run_id, path, op.get("artifact_path"))
 
+    def _op_logged_model(self, op: dict[str, Any]) -> None:
+        """The trial's weights folder as an MLflow 3 logged model of its run.
+
+        Replay-safe: the model is found again by its journal-key tag, its artifacts are
+        uploaded again only while it is not READY, and the run's output link and the
+        model's metrics are written only when missing (MLflow drops duplicate metrics).
+        """
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
+        run_id = self._run_id(op["key"])
+        path = op["path"]
+        model = self._logged_model(op["key"], op["name"])
+        if model is None or model.status != LoggedModelStatus.READY:
+            if not os.path.isdir(path):
+                raise _Rejected(f"model folder {path} no longer exists")
+            if model is None:
+                run = self.client.get_run(run_id)
+                model = self.client.create_logged_model(
+                    self.state.experiment_id,
+                    name=op["name"],
+                    source_run_id=run_id,
+                    tags={
+                        **op.get("tags", {}),
+                        RUN_KEY_TAG: self._model_key(op["key"], op["name"]),
+                    },
+                    params=dict(run.data.params),
+                    model_type=op.get("model_type"),
+                )
+            self.client.log_model_artifacts(model.model_id, path)
+            self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        run = self.client.get_run(run_id)
+        latest = [
+            max(self.client.get_metric_history(run_id, k), key=lambda m: (m.step, m.timestamp))
+            for k in run.data.metrics
+            if k.startswith(MODEL_METRIC_PREFIXES)
+        ]
+        step = max((m.step for m in latest), default=0)
+        outputs = run.outputs.model_outputs if run.outputs else []
+        if not any(o.model_id == model.model_id for o in outputs):
+            self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+        if latest:
+            # the run's last values, linked to the model: what MLflow's model view and
+            # search_logged_models(order_by=metrics...) rank by
+            self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(m.key, m.value, m.timestamp, m.step, model_id=model.model_id)
+                    for m in latest
+                ],
+            )
+
+    def _model_key(self, key: str, name: str) -> str:
+        return f"{self.uid}/{key}/{name}"
+
+    def _logged_model(self, key: str, name: str) -> Any:
+        """The logged model a previous ``logged_model`` op made for run ``key``, or None."""
+        found = self.client.search_logged_models(
+            [self.state.experiment_id],
+            filter_string=f"tags.`{RUN_KEY_TAG}` = '{self._model_key(key, name)}'",
+            max_results=1,
+        )
+        return found[0] if found else None
+
+    def _op_inputs(self, op: dict[str, Any]) -> None:
+        """Datasets a run used (MLflow ignores a dataset the run already has)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        run_id = self._run_id(op["key"])
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=d["name"],
+                    digest=d["digest"],
+                    source_type=d["source_type"],
+                    source=d["source"],
+                    schema=d.get("schema"),
+                    profile=d.get("profile"),
+                ),
+                [InputTag("mlflow.data.context", d["context"])],
+            )
+            for d in op["datasets"]
+        ]
+        self.client.log_inputs(run_id, inputs)
+
     def _op_register(self, op: dict[str, Any]) -> None:
         from mlflow.exceptions import MlflowException
 
@@ -271,26 +394,36 @@ class JournalWriter:
         except MlflowException as exc:
             if str(exc.error_code) != "RESOURCE_ALREADY_EXISTS":
                 raise
+        source = op["source"].format(run_id=run_id)
+        model = self._logged_model(op["key"], op["model"]) if op.get("model") else None
+        if model is not None:
+            source = f"models:/{model.model_id}"  # the version points at the logged model
         # a replay after a kill must not register the same run twice
         existing = [
             v
             for v in self.client.search_model_versions(f"name='{name}'")
-            if v.run_id == run_id and v.source == op["source"].format(run_id=run_id)
+            if v.run_id == run_id and v.source == source
         ]
         if existing:
             version = existing[0].version
         else:
-            version = self.client.create_model_version(
-                name,
-                source=op["source"].format(run_id=run_id),
-                run_id=run_id,
-                tags={k: self._resolve(v) for k, v in op.get("tags", {}).items()},
-            ).version
+            from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+            # a local store resolves ``models:/<id>`` with the process's default tracking
+            # URI (MLflow 3.17 builds a fresh MlflowClient()), so it must be this store's
+            with _use_tracking_uri(self.uri):
+                version = self.client.create_model_version(
+                    name,
+                    source=source,
+                    run_id=run_id,
+                    tags={k: self._resolve(v) for k, v in op.get("tags", {}).items()},
+                    model_id=model.model_id if model is not None else None,
+                ).version
         self.client.set_registered_model_alias(name, op["alias"], version)
         self.state.versions[name] = str(version)
         parent = self.state.runs.get(SWEEP_KEY)
         if parent:
-            self.client.set_tag(parent, "orch.registered_version", str(version))
+            self.client.set_tag(parent, REGISTERED_VERSION, str(version))
 
     def _resolve(self, value: str) -> str:
         # tags may name a run by key ("run:sweep"): its id is known only now
@@ -304,7 +437,8 @@ class _Rejected(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    # MLflow's messages quote the request URL, user info included
+    text = mask_userinfo(str(exc)).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 

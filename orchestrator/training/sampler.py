@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from orchestrator.search_space.batch import BatchPlan
+from orchestrator.config.batch import BatchPlan
 
 
 class MicroBatchSampler(Sampler[list[int]]):

@@ -6,19 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config.batch import (
+    AUTO,
+    BatchPlan,
+    micro_candidates,
+    plan_batch,
+    scaled_lr,
+)
 from orchestrator.config.models import (
     BackendConfig,
     BatchConfig,
     OptimConfig,
     SweepConfig,
     TrainConfig,
-)
-from orchestrator.search_space.batch import (
-    AUTO,
-    BatchPlan,
-    micro_candidates,
-    plan_batch,
-    scaled_lr,
 )
 from orchestrator.search_space.space import apply_params
 from orchestrator.tasks.base import LossConfig
@@ -41,9 +41,19 @@ class TrialSpec:
     trial_dir: str = ""
 
     def config(self) -> SweepConfig:
-        from orchestrator.config.loader import _typed_model
+        """The sweep, validated again in the trial's process.
 
-        return _typed_model(self.sweep["task"]["kind"]).model_validate(self.sweep)
+        The sampler and the scheduler run in the driver only, where they were validated; a
+        plugin kind registered there (docs/extending.md) is unknown in a trial's process, so
+        those two sections are left at their defaults here.
+        """
+        from orchestrator.config.loader import typed_model
+
+        data = dict(self.sweep)
+        data["sweep"] = {k: v for k, v in data.get("sweep", {}).items() if k != "sampler"}
+        stopping = {k: v for k, v in data.get("stopping", {}).items() if k != "scheduler"}
+        data["stopping"] = stopping
+        return typed_model(self.sweep["task"]["kind"]).model_validate(data)
 
 
 @dataclass(frozen=True)

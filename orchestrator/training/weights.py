@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from orchestrator.search_space.batch import BatchPlan
+from orchestrator.config.batch import BatchPlan
 
 WEIGHTS_FILE = "model.pt"
 PLAN_FILE = "batch_plan.json"

@@ -12,10 +12,23 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON, STOP_STEP, STOPPED_BY
+from orchestrator.reserved import (
+    ATTEMPT,
+    EPOCH,
+    ERROR_TYPE,
+    PREFIX,
+    REPEAT_TRIAL,
+    SEED,
+    STATUS,
+    STEP,
+    STOP_DETAIL,
+    STOP_REASON,
+    STOP_STEP,
+    STOPPED_BY,
+)
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.base import TaskConfig
-from orchestrator.tracking.mlflow_tracker import SweepTracker
+from orchestrator.tracking.mlflow_tracker import MODEL_NAME, SweepTracker
 from orchestrator.tuning.summary import end_reason
 from orchestrator.tuning.trial_end import mark_finished, read_decision
 
@@ -27,9 +40,9 @@ def trial_label(trial: Trial) -> str:
 
     Tune's experiment tag starts with that counter (``3_loss_cls=ce,...``).
     """
-    repeated = trial.config.get("orch.repeat_trial")
+    repeated = trial.config.get(REPEAT_TRIAL)
     if repeated:  # the seed-repeat phase: named after the configuration it repeats
-        return f"{repeated}-seed{trial.config.get('orch.seed')}"
+        return f"{repeated}-seed{trial.config.get(SEED)}"
     number = (trial.experiment_tag or "").split("_", 1)[0]
     return f"trial-{number}" if number.isdigit() else f"trial-{trial.trial_id}"
 
@@ -75,11 +88,13 @@ class TrackingCallback(Callback):
         tracker: SweepTracker,
         epochs: int,
         hyperparameters: dict[str, Any],
+        datasets: list[dict[str, Any]] | None = None,
         task: TaskConfig | None = None,
     ) -> None:
         self.tracker = tracker
         self.epochs = epochs
         self.hyperparameters = hyperparameters
+        self.datasets = datasets or []
         #: decides which hyperparameters a trial's run lists (``TaskConfig.trial_params``)
         self.task = task
 
@@ -91,9 +106,10 @@ class TrackingCallback(Callback):
         resolved = flatten(apply_params(self.hyperparameters, trial.config))
         if self.task is not None:
             resolved = self.task.trial_params(resolved)
-        orch = {k: v for k, v in trial.config.items() if k.startswith("orch.")}
+        orch = {k: v for k, v in trial.config.items() if k.startswith(PREFIX)}
         params = {**resolved, **orch}
         self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), params)
+        self._safe(self.tracker.log_datasets, trial.trial_id, self.datasets)
 
     def on_trial_result(
         self,
@@ -103,7 +119,9 @@ class TrackingCallback(Callback):
         result: dict[str, Any],
         **info: Any,
     ) -> None:
-        step = int(result.get("orch.step", result.get("training_iteration", 0)) or 0)
+        # Tune counts the trial's restarts; the child run's tag says which attempt reported
+        result[ATTEMPT] = trial.num_failures + 1
+        step = int(result.get(STEP, result.get("training_iteration", 0)) or 0)
         self._safe(self.tracker.log_result, trial.trial_id, result, step)
 
     def on_trial_complete(
@@ -117,14 +135,17 @@ class TrackingCallback(Callback):
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
-        model_dir = os.path.join(trial.local_path or "", "model")
-        if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
-            self._safe(self.tracker.log_trial_artifacts, trial.trial_id, model_dir, "model")
         command = os.path.join(trial.local_path or "", "command.json")
         if os.path.isfile(command):  # a command trial's argv and cwd, failed ones above all
             self._safe(self.tracker.log_trial_artifacts, trial.trial_id, command, "command")
         reason, detail = stop_reason(trial, self.epochs)
-        tags = {"orch.status": "error" if status == "FAILED" else (reason or "completed")}
+        if reason == "error":
+            # the trainable ended a deterministic failure itself: Tune saw a normal end
+            status = "FAILED"
+        model_dir = os.path.join(trial.local_path or "", MODEL_NAME)
+        if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
+            self._safe(self.tracker.log_trial_model, trial.trial_id, model_dir)
+        tags = {STATUS: "error" if status == "FAILED" else (reason or "completed")}
         if reason:
             tags.update({STOP_REASON: reason, STOP_DETAIL: detail})
         last = {**(trial.last_result or {}), **read_decision(trial.local_path)}
@@ -250,7 +271,7 @@ def render_table(
             [
                 trial_label(t),
                 *[_fmt(t.config.get(p)) for p in params],
-                f"{last.get('orch.epoch', 0) or 0}/{epochs}",
+                f"{last.get(EPOCH, 0) or 0}/{epochs}",
                 _fmt(last.get(metric)),
                 _status(t, epochs),
             ]

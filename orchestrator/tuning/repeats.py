@@ -16,13 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.reserved import PHASE, REPEAT_OF, REPEAT_TRIAL, SEED
 from orchestrator.search_space.space import SearchSpace
 from orchestrator.tuning.summary import TrialRow
 
-PHASE = "orch.phase"
-REPEAT_OF = "orch.repeat_of"
-SEED = "orch.seed"
-REPEAT_TRIAL = "orch.repeat_trial"
 #: new seeds are the original's plus multiples of this, so they never meet a searched seed
 SEED_STRIDE = 1000
 

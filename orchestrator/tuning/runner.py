@@ -12,13 +12,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from orchestrator.config.models import SweepConfig
-from orchestrator.reserved import STOPPED_BY
-from orchestrator.search_space.space import SearchSpace, flatten
+from orchestrator.redact import mask_userinfo, strip_credentials, strip_userinfo
+from orchestrator.reserved import (
+    BEST_RUN_ID,
+    BEST_TRIAL,
+    EPOCH,
+    NUM_STOPPED,
+    NUM_TRIALS,
+    PREFIX,
+    STATUS,
+    STOPPED_BY,
+    SWEEP_DIR,
+    SWEEP_FILE,
+    TASK,
+)
+from orchestrator.search_space.space import flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
+from orchestrator.tuning.fingerprint import save_sweep
 from orchestrator.tuning.placement import check_placement
 from orchestrator.tuning.summary import (
     STOP_STEP,
@@ -30,6 +42,7 @@ from orchestrator.tuning.summary import (
 )
 from orchestrator.tuning.trainable import cpus_per_trial, make_trainable, trial_resources
 from orchestrator.tuning.trial_end import read_decision
+from orchestrator.tuning.tuners import REPEATS, SEARCH, TunerFactory
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +50,17 @@ log = logging.getLogger(__name__)
 def make_sweep_dir(config: SweepConfig) -> Path:
     """A new ``<sweep.dir>/<name>-<timestamp>`` folder (absolute)."""
     root = Path(config.sweep.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{config.name}-{stamp}"
     n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{config.name}-{stamp}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:  # not exists() then mkdir(): two sweeps started in the same second race there
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{config.name}-{stamp}-{n}"
 
 
 def _init_ray(config: SweepConfig) -> None:
@@ -69,38 +85,64 @@ def _init_ray(config: SweepConfig) -> None:
     )
 
 
-def _sampler(config: SweepConfig) -> Any:
-    import optuna
-
-    s = config.sweep.sampler
-    if s.kind == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    return optuna.samplers.TPESampler(
-        seed=s.seed,
-        multivariate=s.multivariate,
-        group=s.multivariate,  # conditional spaces need group=True to stay multivariate
-        constant_liar=config.sweep.max_concurrent > 1,
-        n_startup_trials=s.n_startup_trials,
-    )
-
-
 def run_sweep(
     config: SweepConfig,
     sweep_file: str | None = None,
     out: TextIO | None = None,
     callbacks: list[Any] | None = None,
     resume_dir: Path | None = None,
+    sweep_dir: Path | None = None,
 ) -> SweepSummary:
     """Run the whole sweep in this process (the Ray driver) and return its summary.
 
     ``callbacks`` are extra Ray Tune callbacks (e.g. a benchmark's timers). ``resume_dir``
     continues the sweep of that folder (``orchestrate resume``): Tune's experiment state and
     the searcher's history are restored, finished trials stay finished, unfinished ones run
-    again and continue their MLflow child runs. Raises :class:`SweepInterrupted` after a
-    Ctrl-C, once the sweep's state is saved.
+    again and continue their MLflow child runs. ``sweep_dir`` starts the sweep in that folder
+    (``orchestrate sweep --dir``) instead of a new ``<sweep.dir>/<name>-<timestamp>``.
+    Raises :class:`SweepInterrupted` after a Ctrl-C, once the sweep's state is saved.
     """
     out = out or sys.stdout
     started = time.monotonic()
+    _tune_environment()
+    sweep_dir = _sweep_dir(config, resume_dir, sweep_dir)
+    data_root = _prepare_data(config, out, resumed=resume_dir is not None)
+    check_placement(config, out, _init_ray, sweep_file)  # exits 2 on what can never run
+    datasets = _describe_data(config, data_root) if config.tracking.enabled else []
+    tracker, uri = _open_tracker(config, sweep_dir, sweep_file, resumed=resume_dir is not None)
+    _init_ray(config)
+    tuners = TunerFactory(
+        config,
+        _trainable(config, data_root, sweep_dir),
+        str(sweep_dir / "ray"),
+        tracker,
+        out,
+        datasets=datasets,
+    )
+    tuner = tuners.restore(SEARCH) if resume_dir is not None else tuners.search(callbacks)
+    grid = _fit(tuner, tracker, config, sweep_dir, out)
+    if tracker:
+        # the table needs the trials' run ids, which exist once their creates are applied
+        tracker.flush(config.tracking.flush_timeout_s)
+    rows = _rows(grid, tracker, config.train.epochs)
+    repeats = _seed_repeats(config, rows, tuners, sweep_dir, out)
+    summary = SweepSummary(
+        name=config.name,
+        sweep_dir=str(sweep_dir),
+        tracking_uri=strip_userinfo(uri) if uri else None,
+        parent_run_id=tracker.parent_id if tracker else None,
+        objectives=[o.model_dump() for o in config.objectives],
+        trials=rows,
+        best=best_trials(rows, config.objectives),
+        wall_s=time.monotonic() - started,
+        repeats=[asdict(r) for r in repeats],
+    )
+    _write_summary(summary, repeats, config, tracker, sweep_dir, out)
+    return summary
+
+
+def _tune_environment() -> None:
+    """Tune settings of this driver process (set only where the user has not)."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # a report that announces a NaN stop has no objective; schedulers skip such reports
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
@@ -110,28 +152,22 @@ def run_sweep(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     optuna_quiet()
 
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-    from ray.tune.search import ConcurrencyLimiter
 
-    from orchestrator.divergence import build_rules
-    from orchestrator.tracking.mlflow_tracker import SweepTracker
-    from orchestrator.tuning.callbacks import FinishedMarks, ProgressTable, TrackingCallback
-    from orchestrator.tuning.schedulers import build_scheduler
-    from orchestrator.tuning.searcher import SweepSearch
-    from orchestrator.tuning.stopper import DivergenceStopper
+def _sweep_dir(config: SweepConfig, resume_dir: Path | None, chosen: Path | None) -> Path:
+    """A new sweep folder (``chosen``, or ``<sweep.dir>/<name>-<timestamp>``) holding the
+    resolved ``sweep.yaml`` and what ``resume`` checks it against, or the resumed one."""
+    if resume_dir is not None:
+        return Path(resume_dir).resolve()
+    sweep_dir = make_sweep_dir(config) if chosen is None else Path(chosen).resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    save_sweep(config, sweep_dir)
+    return sweep_dir
 
-    if resume_dir is None:
-        sweep_dir = make_sweep_dir(config)
-        resolved_file = sweep_dir / "sweep.yaml"
-        resolved_file.write_text(
-            yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
-        )
-    else:
-        sweep_dir = Path(resume_dir).resolve()
-        resolved_file = sweep_dir / "sweep.yaml"
+
+def _prepare_data(config: SweepConfig, out: TextIO, *, resumed: bool) -> Path:
+    """Say what runs, then download/generate the task's data once for every trial."""
     data_root = Path(config.sweep.dir).resolve() / "data"
-    verb = "Resuming sweep" if resume_dir else "Sweep"
+    verb = "Resuming sweep" if resumed else "Sweep"
     out.write(
         f"{verb} {config.name!r}: {config.sweep.num_samples} trials, task "
         f"{config.task.kind}, {config.resources.workers} worker(s) per trial\n"
@@ -139,94 +175,50 @@ def run_sweep(
     out.write(f"Preparing data under {data_root} ...\n")
     out.flush()
     get_task(config.task.kind).prepare_data()(config.task, data_root)
-    check_placement(config, out, _init_ray, sweep_file)  # exits 2 on what can never run
+    return data_root
 
-    tracker = None
-    uri = None
-    if config.tracking.enabled:
-        uri = resolve_tracking_uri(config.tracking.uri)
-        tracker = SweepTracker.open(
-            uri, config.tracking.experiment or config.name, config.name, sweep_dir / "tracking"
-        )
-        tracker.start_sweep(
-            params=flatten(config.hyperparameters()),
-            tags={
-                "orch.sweep_dir": str(sweep_dir),
-                "orch.sweep_file": sweep_file or "",
-                "orch.task": config.task.kind,
-            },
-        )
-        if resume_dir is None:
-            tracker.log_artifact(str(resolved_file))
 
-    _init_ray(config)
-    storage = str(sweep_dir / "ray")
-    trainable = tune.with_resources(
+def _open_tracker(
+    config: SweepConfig, sweep_dir: Path, sweep_file: str | None, *, resumed: bool
+) -> tuple[Any, str | None]:
+    """The sweep's MLflow parent run (started, or continued on a resume) and its URI;
+    ``(None, None)`` with ``tracking.enabled: false``."""
+    if not config.tracking.enabled:
+        return None, None
+    from orchestrator.tracking.mlflow_tracker import SweepTracker
+
+    uri = resolve_tracking_uri(config.tracking.uri)
+    tracker = SweepTracker.open(
+        uri, config.tracking.experiment or config.name, config.name, sweep_dir / "tracking"
+    )
+    tracker.start_sweep(
+        params=flatten(config.hyperparameters()),
+        tags={SWEEP_DIR: str(sweep_dir), SWEEP_FILE: sweep_file or "", TASK: config.task.kind},
+    )
+    if not resumed:
+        tracker.log_artifact(str(sweep_dir / "sweep.yaml"))
+    return tracker, uri
+
+
+def _trainable(config: SweepConfig, data_root: Path, sweep_dir: Path) -> Any:
+    """The trial function with the resources each trial reserves."""
+    from ray import tune
+
+    return tune.with_resources(
         make_trainable(
-            config.model_dump(by_alias=True, mode="json"),
+            # what is shipped to trials: credentials in URIs stay in this process
+            strip_credentials(config.model_dump(by_alias=True, mode="json")),
             str(data_root),
             config.resources,
-            storage,
+            str(sweep_dir / "ray"),
         ),
         trial_resources(config.resources),
     )
-    if resume_dir is not None:
-        # the run config (callbacks, stopper, scheduler) comes back from the experiment
-        # folder; the tracker inside it is this process's tracker of the same journal
-        tuner = tune.Tuner.restore(
-            str(sweep_dir / "ray" / "tune"),
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-        )
-    else:
-        objectives = config.objectives
-        metric: str | list[str] = [o.metric for o in objectives]
-        mode: str | list[str] = [o.mode for o in objectives]
-        if len(objectives) == 1:
-            metric, mode = objectives[0].metric, objectives[0].mode
-        search = SweepSearch(
-            space=SearchSpace(config), metric=metric, mode=mode, sampler=_sampler(config)
-        )
-        scheduler = build_scheduler(config)
-        if config.stopping.scheduler.kind != "none":
-            scheduler.set_search_properties(config.primary.metric, config.primary.mode)
 
-        primary = (config.primary.metric, config.primary.mode)
-        stopper = DivergenceStopper(build_rules(config.stopping.divergence, primary))
 
-        # result.json per trial: what Tune's ResultGrid (and a later resume) reads back
-        tune_callbacks = [
-            FinishedMarks(),
-            JsonLoggerCallback(),
-            ProgressTable(config.primary.metric, list(config.space), config.train.epochs, out=out),
-        ]
-        if tracker:
-            tune_callbacks.insert(
-                0,
-                TrackingCallback(
-                    tracker, config.train.epochs, config.hyperparameters(), config.task
-                ),
-            )
-        tune_callbacks += list(callbacks or [])
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
-                scheduler=scheduler,
-                num_samples=config.sweep.num_samples,
-            ),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=storage,
-                callbacks=tune_callbacks,
-                stop=stopper,
-                verbose=0,
-                # only infrastructure failures reach Tune; the trainable ends deterministic ones
-                failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
-            ),
-        )
+def _fit(tuner: Any, tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> Any:
+    """Run one experiment to its end; a Ctrl-C (or any failure) leaves the parent run
+    KILLED and raises (:class:`SweepInterrupted` for a Ctrl-C)."""
     interrupt = _InterruptWatch()
     try:
         with interrupt:
@@ -237,119 +229,66 @@ def run_sweep(
     if interrupt.fired:
         _interrupted(tracker, config, sweep_dir, out)
         raise SweepInterrupted(sweep_dir)
-    if tracker:
-        # the table needs the trials' run ids, which exist once their creates are applied
-        tracker.flush(config.tracking.flush_timeout_s)
-    rows: list[TrialRow] = []
-    for i in range(len(grid)):
-        result = grid[i]
-        rows.append(_row(result, tracker, config.train.epochs))
-    rows.sort(key=lambda r: (len(r.trial), r.trial))
-    objectives = config.objectives
-    best = best_trials(rows, objectives)
-    repeats: list[Any] = []
-    if config.final is not None:
-        from orchestrator.tuning.repeats import repeat_configs, summarise
+    return grid
 
-        configs = repeat_configs(config, rows)
-        if configs:
-            out.write(
-                f"Seed repeats: the best {len(configs) // config.final.seeds} configuration(s) "
-                f"x {config.final.seeds} new seeds = {len(configs)} runs\n"
-            )
-            out.flush()
-            repeat_interrupt = _InterruptWatch()
-            try:
-                with repeat_interrupt:
-                    results = _fit_repeats(config, configs, trainable, storage, tracker, out)
-            except BaseException:
-                _interrupted(tracker, config, sweep_dir, out)
-                raise
-            if repeat_interrupt.fired:
-                _interrupted(tracker, config, sweep_dir, out)
-                raise SweepInterrupted(sweep_dir)
-            repeats = summarise(config, rows, results)
-    summary = SweepSummary(
-        name=config.name,
-        sweep_dir=str(sweep_dir),
-        tracking_uri=uri,
-        parent_run_id=tracker.parent_id if tracker else None,
-        objectives=[o.model_dump() for o in objectives],
-        trials=rows,
-        best=best,
-        wall_s=time.monotonic() - started,
-        repeats=[asdict(r) for r in repeats],
+
+def _rows(grid: Any, tracker: Any, epochs: int) -> list[TrialRow]:
+    """One row per trial of ``grid``, in trial order."""
+    rows = [_row(grid[i], tracker, epochs) for i in range(len(grid))]
+    rows.sort(key=lambda r: (len(r.trial), r.trial))
+    return rows
+
+
+def _seed_repeats(
+    config: SweepConfig, rows: list[TrialRow], tuners: TunerFactory, sweep_dir: Path, out: TextIO
+) -> list[Any]:
+    """``final:``: train the best configurations again with new seeds (a second experiment,
+    ``ray/repeats``, same MLflow parent) and rank them by their mean over seeds."""
+    if config.final is None:
+        return []
+    from orchestrator.tuning.repeats import repeat_configs, summarise
+
+    configs = repeat_configs(config, rows)
+    if not configs:
+        return []
+    out.write(
+        f"Seed repeats: the best {len(configs) // config.final.seeds} configuration(s) "
+        f"x {config.final.seeds} new seeds = {len(configs)} runs\n"
     )
+    out.flush()
+    # a resumed sweep that was killed during its repeats continues them
+    restored = tuners.can_restore(REPEATS)
+    tuner = tuners.restore(REPEATS) if restored else tuners.repeats(configs)
+    grid = _fit(tuner, tuners.tracker, config, sweep_dir, out)
+    results = [(dict(grid[i].config or {}), dict(grid[i].metrics or {})) for i in range(len(grid))]
+    return summarise(config, rows, results)
+
+
+def _write_summary(
+    summary: SweepSummary,
+    repeats: list[Any],
+    config: SweepConfig,
+    tracker: Any,
+    sweep_dir: Path,
+    out: TextIO,
+) -> None:
+    """``summary.json``, the parent run's end, and the table on ``out``."""
     (sweep_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     if tracker:
         _finish_parent(tracker, summary, sweep_dir)
-    out.write(render_summary(summary, ui_command(uri) if uri else None))
+    uri = summary.tracking_uri
+    experiment_id = tracker.writer.state.experiment_id if tracker else None
+    out.write(
+        render_summary(summary, mask_userinfo(ui_command(uri, experiment_id)) if uri else None)
+    )
     if repeats:
         from orchestrator.tuning.repeats import render_repeats
 
-        out.write(render_repeats(repeats, config.primary.metric, best[0].trial if best else None))
+        best = summary.best[0].trial if summary.best else None
+        out.write(render_repeats(repeats, config.primary.metric, best))
     if tracker:
         _close_tracker(tracker, config, sweep_dir, out)
     out.flush()
-    return summary
-
-
-def _fit_repeats(
-    config: SweepConfig,
-    configs: list[dict[str, Any]],
-    trainable: Any,
-    storage: str,
-    tracker: Any,
-    out: TextIO,
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Run the seed-repeat trials (a second Tune experiment, ``ray/repeats``, same MLflow
-    parent); returns each trial's ``(config, last metrics)``."""
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-    from ray.tune.search import ConcurrencyLimiter
-
-    from orchestrator.divergence import build_rules
-    from orchestrator.tuning.callbacks import FinishedMarks, ProgressTable, TrackingCallback
-    from orchestrator.tuning.fixed_search import FixedConfigs
-    from orchestrator.tuning.stopper import DivergenceStopper
-
-    path = str(Path(storage) / "repeats")
-    if tune.Tuner.can_restore(path):  # a resumed sweep that was killed during its repeats
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
-    else:
-        primary = (config.primary.metric, config.primary.mode)
-        callbacks: list[Any] = [
-            FinishedMarks(),
-            JsonLoggerCallback(),
-            ProgressTable(config.primary.metric, [], config.train.epochs, out=out),
-        ]
-        if tracker:
-            callbacks.insert(
-                0,
-                TrackingCallback(
-                    tracker, config.train.epochs, config.hyperparameters(), config.task
-                ),
-            )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(
-                    FixedConfigs(configs, config.primary.metric, config.primary.mode),
-                    max_concurrent=config.sweep.max_concurrent,
-                ),
-                num_samples=len(configs),
-            ),
-            run_config=tune.RunConfig(
-                name="repeats",
-                storage_path=storage,
-                callbacks=callbacks,
-                stop=DivergenceStopper(build_rules(config.stopping.divergence, primary)),
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=config.sweep.max_retries),
-            ),
-        )
-    grid = tuner.fit()
-    return [(dict(grid[i].config or {}), dict(grid[i].metrics or {})) for i in range(len(grid))]
 
 
 class SweepInterrupted(Exception):
@@ -399,9 +338,11 @@ class _InterruptWatch:
 
 
 def _interrupted(tracker: Any, config: SweepConfig, sweep_dir: Path, out: TextIO) -> None:
-    """The parent run ends KILLED (``orchestrate resume`` sets it running again)."""
+    """The parent run and the trials still running end KILLED (``orchestrate resume`` sets
+    them running again)."""
     if tracker:
-        tracker.end_sweep({"orch.status": "interrupted"}, status="KILLED")
+        tracker.end_running_trials("KILLED", {STATUS: "interrupted"})
+        tracker.end_sweep({STATUS: "interrupted"}, status="KILLED")
         _close_tracker(tracker, config, sweep_dir, out)
 
 
@@ -433,13 +374,13 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         stop_detail=detail,
         stop_step=_int(metrics.get(STOP_STEP)),
         stopped_by=str(metrics.get(STOPPED_BY, "")),
-        params={k: v for k, v in cfg.items() if not k.startswith("orch.")},
+        params={k: v for k, v in cfg.items() if not k.startswith(PREFIX)},
         metrics={
             k: float(v)
             for k, v in metrics.items()
             if k.startswith(("train/", "val/")) and isinstance(v, int | float)
         },
-        epochs=int(metrics.get("orch.epoch", 0) or 0),
+        epochs=int(metrics.get(EPOCH, 0) or 0),
         run_id=runs.get(tid),
     )
 
@@ -450,13 +391,13 @@ def _int(value: Any) -> int | None:
 
 def _finish_parent(tracker: Any, summary: SweepSummary, sweep_dir: Path) -> None:
     info: dict[str, Any] = {
-        "orch.num_trials": len(summary.trials),
-        "orch.num_stopped": sum(1 for r in summary.trials if r.stop_reason),
+        NUM_TRIALS: len(summary.trials),
+        NUM_STOPPED: sum(1 for r in summary.trials if r.stop_reason),
     }
     if summary.best:
         best = summary.best[0]
-        info["orch.best_trial"] = best.trial
-        info["orch.best_run_id"] = best.run_id
+        info[BEST_TRIAL] = best.trial
+        info[BEST_RUN_ID] = best.run_id
         for o in summary.objectives:
             value = best.metrics.get(o["metric"])
             if value is not None:
@@ -514,3 +455,15 @@ def optuna_quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # TPE's ``group`` is marked experimental but is what conditional spaces need
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _describe_data(config: SweepConfig, data_root: Path) -> list[dict[str, Any]]:
+    """The task's train/val sets as MLflow dataset records; none when it cannot say."""
+    describe = get_task(config.task.kind).describe_data()
+    if describe is None:
+        return []
+    try:
+        return list(describe(config.task, data_root))
+    except (OSError, ValueError) as exc:  # the data was checked; a description is a bonus
+        log.warning("could not describe the data sets for MLflow: %s", exc)
+        return []

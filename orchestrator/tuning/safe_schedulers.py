@@ -104,7 +104,7 @@ class SafeMedianStoppingRule(WorstOnNonfinite, MedianStoppingRule):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
         if action in (TrialScheduler.STOP, TrialScheduler.PAUSE) and trial in self._stopped_trials:
-            t = result.get(self._time_attr)
+            t: Any = result.get(self._time_attr)
             detail = f"the median stopping rule stopped it at epoch {t}"
             try:
                 others = [o for o in self._trials_beyond_time(t) if o is not trial]

@@ -20,7 +20,7 @@ from typing import Any
 from ray.tune import Stopper
 
 from orchestrator.divergence import DivergenceDetector, StopReason
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
+from orchestrator.reserved import EPOCH, STEP, STOP_DETAIL, STOP_REASON, STOP_STEP
 
 #: report keys the rules read; the rest of a result is Tune bookkeeping
 WATCHED_PREFIXES = ("train/", "val/")
@@ -38,6 +38,11 @@ class DivergenceStopper(Stopper):
         if result.get(STOP_REASON):
             return True  # the trial stopped itself; its own reason stands
         history = self.histories.setdefault(trial_id, [])
+        epoch = result.get(EPOCH)
+        if isinstance(epoch, int) and epoch >= 1:
+            # a trial Tune restarted reports again from its checkpoint's next epoch (or from
+            # epoch 1 without one): what the dead attempt reported after that is not its past
+            del history[epoch - 1 :]
         history.append({k: v for k, v in result.items() if k.startswith(WATCHED_PREFIXES)})
         reason = self.detector.check(history)
         if reason is None:
@@ -45,7 +50,7 @@ class DivergenceStopper(Stopper):
         self.reasons[trial_id] = reason
         result[STOP_REASON] = reason.code
         result[STOP_DETAIL] = reason.detail
-        result[STOP_STEP] = result.get("orch.step", result.get("training_iteration"))
+        result[STOP_STEP] = result.get(STEP, result.get("training_iteration"))
         return True
 
     def stop_all(self) -> bool:

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.config.models import Objective
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
-from orchestrator.search_space.space import SKIP_REASON
+from orchestrator.reserved import EPOCH, SKIP_REASON, STOP_DETAIL, STOP_REASON, STOP_STEP
 
 __all__ = ["STOP_DETAIL", "STOP_REASON", "STOP_STEP", "end_reason"]
 
@@ -27,7 +26,7 @@ def end_reason(
         return "error", "trial raised an exception"
     if last.get(STOP_REASON):
         return str(last[STOP_REASON]), str(last.get(STOP_DETAIL, ""))
-    done = int(last.get("orch.epoch", 0) or 0)
+    done = int(last.get(EPOCH, 0) or 0)
     if done < epochs:
         return "scheduler", f"stopped by the scheduler after epoch {done} of {epochs}"
     return "", ""

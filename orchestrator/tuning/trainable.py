@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.config.models import Resources
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_REASON
-from orchestrator.search_space.space import SKIP_REASON
+from orchestrator.reserved import ERROR_TYPE, SKIP_REASON, STOP_DETAIL, STOP_REASON, STOP_TRACEBACK
 from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
 from orchestrator.tuning.trial_end import FINISHED_FILE, ends_trial, write_json
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 #: CPU a multi-worker trial's own process reserves when ``resources.trial_cpus`` is unset:
 #: it only waits on its workers, and Ray rejects 0.
 COORDINATOR_CPUS = 0.1
+#: see :func:`_kill_after_reports`
+KILL_AFTER_REPORTS_ENV = "ORCH_TEST_KILL_AFTER_REPORTS"
 
 
 def trial_resources(resources: Resources) -> dict[str, float]:
@@ -69,6 +70,8 @@ def make_trainable(
             return
         # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
         output_dir = os.path.join(trial_dir, "model")
+        # a task that trains outside this process (an external command) runs its own trial
+        runner = get_task(sweep["task"]["kind"]).trial_runner()
         spec = TrialSpec(
             sweep=sweep,
             params=params,
@@ -81,18 +84,27 @@ def make_trainable(
         )
         last: dict[str, Any] = {}
         epochs = int(sweep["train"]["epochs"])
+        # a multi-worker trial's rank 0 samples where the training runs, not this process
+        sampler = start_sampler(sweep) if resources.workers == 1 or runner else None
+        # a one-worker trial Tune restarted (or a resumed sweep continues) starts after its
+        # last checkpoint
+        one_worker = runner is None and resources.workers == 1
+        restored = _restored_state(tune.get_checkpoint()) if one_worker else None
+        kill = _kill_after_reports(restored)
 
-        def report(metrics: dict[str, Any], **kwargs: Any) -> None:
+        def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
             last.clear()
             last.update(metrics)
             if ends_trial(metrics, epochs):
                 # before the report: Ray may end this trial inside it (ASHA at max_t)
                 write_json(finished, metrics)
-            tune.report(metrics, **kwargs)
+            metrics = sampler.attach(metrics) if sampler else metrics
+            if checkpoint is None:
+                tune.report(metrics)
+            else:
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint))
+            kill()
 
-        # a task that trains outside this process (an external command) runs its own trial
-        task = get_task(sweep["task"]["kind"])
-        runner = task.trial_runner()
         try:
             if runner is not None:
                 context = tune.get_context()
@@ -104,7 +116,9 @@ def make_trainable(
                     trial_dir=trial_dir,
                 )
             elif resources.workers == 1:
-                task.trial_loop()(spec, report)
+                # the built-in loop, or the task's own (``python``: the user's function)
+                trial_loop = get_task(sweep["task"]["kind"]).trial_loop()
+                trial_loop(spec, report, restored, checkpoints=True)
             else:
                 last.update(_run_ddp(spec, resources, storage_path, finished))
             if not os.path.isfile(finished):
@@ -129,12 +143,64 @@ def make_trainable(
                 STOP_DETAIL: describe(exc),
                 ERROR_TYPE: type(root_cause(exc)).__name__,
                 # an orch.stop* key: the tracker stores it as a tag of the child run
-                "orch.stop_traceback": tail,
+                STOP_TRACEBACK: tail,
             }
             write_json(finished, failure)
             tune.report(failure)
+        finally:
+            if sampler is not None:
+                sampler.stop()
 
     return trainable
+
+
+def start_sampler(sweep: dict[str, Any]) -> Any:
+    """This process's system-metrics sampler, started; None when tracking or sampling is
+    off (``tracking.system_metrics_s: 0``) or psutil is missing."""
+    tracking = sweep.get("tracking", {})
+    interval = float(tracking.get("system_metrics_s", 0) or 0)
+    if not tracking.get("enabled", True) or interval <= 0:
+        return None
+    try:
+        from orchestrator.training.system_metrics import SystemSampler
+
+        return SystemSampler(interval).start()
+    except ImportError:
+        return None
+
+
+def runner_of(sweep: dict[str, Any]) -> Any:
+    """The task's own trial runner (an external command), or None for the built-in loop."""
+    return get_task(sweep["task"]["kind"]).trial_runner()
+
+
+def _restored_state(checkpoint: Any, rank: int = 0) -> dict[str, Any] | None:
+    """``rank``'s state in the trial's latest checkpoint, or None (a first attempt)."""
+    if checkpoint is None:
+        return None
+    from pathlib import Path
+
+    from orchestrator.training.checkpoint import load
+
+    with checkpoint.as_directory() as folder:
+        return load(Path(folder), rank=rank)
+
+
+def _kill_after_reports(restored: dict[str, Any] | None) -> Callable[[], None]:
+    """A test hook for the fault tests: with ``ORCH_TEST_KILL_AFTER_REPORTS=N``, a trial that
+    was not restored from a checkpoint SIGKILLs its own process after its N-th report, as a
+    node or OOM killer would."""
+    limit = int(os.environ.get(KILL_AFTER_REPORTS_ENV, "0") or 0)
+    done = [0]
+
+    def after_report() -> None:
+        done[0] += 1
+        if limit and restored is None and done[0] >= limit:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_report
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -145,12 +211,22 @@ def _worker_loop(config: dict[str, Any]) -> None:
     epochs = int(spec.sweep["train"]["epochs"])
     rank = ray.train.get_context().get_world_rank()
 
-    def report(metrics: dict[str, Any]) -> None:
+    sampler = start_sampler(spec.sweep) if rank == 0 else None
+
+    def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
         if rank == 0 and ends_trial(metrics, epochs):
             write_json(finished, metrics)  # before the report, which Ray may not return from
-        ray.train.report(metrics)
+        # every rank's state-<rank>.pt goes into the same checkpoint folder
+        saved = ray.train.Checkpoint.from_directory(checkpoint) if checkpoint else None
+        ray.train.report(sampler.attach(metrics) if sampler else metrics, checkpoint=saved)
 
-    get_task(spec.sweep["task"]["kind"]).trial_loop()(spec, report)
+    restored = _restored_state(ray.train.get_checkpoint(), rank)
+    trial_loop = get_task(spec.sweep["task"]["kind"]).trial_loop()
+    try:
+        trial_loop(spec, report, restored, checkpoints=True)
+    finally:
+        if sampler is not None:
+            sampler.stop()
 
 
 def _run_ddp(
@@ -158,11 +234,12 @@ def _run_ddp(
 ) -> dict[str, Any]:
     """Train under DDP; returns the last metrics the workers reported."""
     from ray import tune
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     use_gpu = resources.gpus_per_worker > 0
+    kept = spec.sweep["train"].get("checkpoint")
     per_worker: dict[str, float] = {"CPU": resources.cpus_per_worker}
     if use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
@@ -178,6 +255,7 @@ def _run_ddp(
         run_config=RunConfig(
             name=f"train-{tune.get_context().get_trial_id()}",
             storage_path=storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=kept["keep"] if kept else None),
             # a Ray Train V2 UserCallback; Ray types RunConfig.callbacks as Tune callbacks
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),

@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOPPED_BY
+from orchestrator.reserved import EPOCH, STOP_DETAIL, STOP_REASON, STOPPED_BY
 
 FINISHED_FILE = "finished.json"
 DECISION_FILE = "scheduler_stop.json"
@@ -30,7 +30,7 @@ def ends_trial(metrics: dict[str, Any], epochs: int) -> bool:
     reason, or it closes the last epoch."""
     if metrics.get(STOP_REASON):
         return True
-    epoch = metrics.get("orch.epoch")
+    epoch = metrics.get(EPOCH)
     return isinstance(epoch, int | float) and epoch >= epochs
 
 

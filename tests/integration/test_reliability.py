@@ -166,6 +166,20 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_the_sweep_once(tmp_path):
     assert f"orchestrate resume {sweep_dir}" in output
     assert "Traceback" not in output
     assert not (sweep_dir / "summary.json").exists()
+    # in MLflow: the sweep and every trial still running at the Ctrl-C ended KILLED
+    client = MlflowClient(uri)
+    parent = client.get_run(_parent_id(sweep_dir))
+    assert parent.info.status == "KILLED"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    ended = {d.name.split("_")[1] for d in _finished(sweep_dir)}
+    assert any(run.info.status == "KILLED" for run in children)
+    for run in children:
+        # a trial that wrote its finished mark during the stop may still have ended FINISHED
+        allowed = {"FINISHED", "KILLED"} if run.data.tags["orch.trial_id"] in ended else {"KILLED"}
+        assert run.info.status in allowed, (run.info.run_name, run.info.status)
 
     # resume, then kill -9 that driver as soon as it has finished one more trial
     log = tmp_path / "resume-1.log"

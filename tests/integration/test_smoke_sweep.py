@@ -107,17 +107,33 @@ def test_reported_best_trial_is_the_best_in_mlflow(smoke_run):
     assert parent.data.tags["orch.best_run_id"] == best["run_id"]
 
 
-def test_trial_weights_are_artifacts_and_the_best_model_is_registered(smoke_run):
+def test_trial_weights_are_logged_models_and_the_best_is_registered(smoke_run):
     _, summary, uri = smoke_run
     from mlflow import MlflowClient
 
+    from tests.integration.trial_ends import model_files
+
     client = MlflowClient(tracking_uri=uri)
+    ids = {}
     for row in summary["trials"]:
-        names = [a.path for a in client.list_artifacts(row["run_id"], "model")]
-        assert "model/model.pt" in names and "model/batch_plan.json" in names
+        ids[row["run_id"]], names = model_files(client, row["run_id"])
+        assert {"model.pt", "batch_plan.json", "MLmodel"} <= names
+        run = client.get_run(row["run_id"])
+        assert run.info.status == "FINISHED"
+        contexts = {i.dataset.name: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
+        assert contexts == {"synthetic-train": ["training"], "synthetic-val": ["validation"]}
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # MLflow's own ranking of the trials' models agrees with the sweep's best trial
+    ranked = client.search_logged_models(
+        [experiment.experiment_id],
+        order_by=[{"field_name": "metrics.val/map", "ascending": False}],
+    )
     best = summary["best"][0]
+    assert ranked[0].source_run_id == best["run_id"]
     version = client.get_model_version_by_alias("smoke", "best")
     assert version.run_id == best["run_id"]
+    assert version.source == f"models:/{ids[best['run_id']]}"
     assert version.tags["orch.trial"] == best["trial"]
     assert version.tags["orch.sweep_run_id"] == summary["parent_run_id"]
     parent_files = [a.path for a in client.list_artifacts(summary["parent_run_id"])]
@@ -144,3 +160,57 @@ def test_compare_reads_the_real_sweep_back(smoke_run, tmp_path):
     assert first, md
     finals = {r["trial"]: r["metrics"]["val/map"] for r in summary["trials"]}
     assert float(first.group(2)) == pytest.approx(max(finals.values()), abs=1e-4)
+
+
+def test_optuna_study_is_in_the_sweep_folder_with_curves_and_run_ids(smoke_run):
+    import optuna
+
+    from orchestrator.tuning.study_storage import open_storage, study_name
+
+    _, summary, _ = smoke_run
+    sweep_dir = Path(summary["sweep_dir"])
+    study = optuna.load_study(
+        study_name=study_name(sweep_dir), storage=open_storage(None, sweep_dir)
+    )
+    rows = {r["run_id"]: r for r in summary["trials"]}
+    assert len(study.trials) == len(rows) == 2
+    for trial in study.trials:
+        row = rows[trial.user_attrs["mlflow.run_id"]]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.user_attrs["orch.trial_id"] == row["trial_id"]
+        # one intermediate value per epoch (Tune iteration), the last = the final objective
+        assert sorted(trial.intermediate_values) == [1, 2]
+        assert trial.intermediate_values[2] == pytest.approx(row["metrics"]["val/map"])
+        assert trial.value == pytest.approx(row["metrics"]["val/map"])
+
+
+def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run):
+    import time
+    import urllib.request
+
+    from tests.integration.local_ray_cluster import free_ports
+
+    _, summary, _ = smoke_run
+    (port,) = free_ports(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "dashboard", summary["sweep_dir"],
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        body = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                time.sleep(1)
+        studies = json.loads(body)["studies"]
+        assert [s["study_name"] for s in studies] == [Path(summary["sweep_dir"]).name]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -78,6 +78,9 @@ def test_deterministic_failure_is_not_retried(tmp_path):
         assert tags["orch.error_type"] == "ValueError"
         assert "Traceback" in tags["orch.stop_traceback"]
         assert "_inject_fault" in tags["orch.stop_traceback"]
+        assert client.get_run(row["run_id"]).info.status == "FAILED"
+        # a FAILED run offers no model
+        assert client.get_run(row["run_id"]).outputs.model_outputs == []
     assert summary["best"] == []
     assert "Traceback" not in proc.stdout
 

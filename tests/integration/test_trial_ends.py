@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_asha_as_shipped_keeps_weights_of_finished_and_cut_trials(tmp_path):
-    # search_spaces/smoke.yaml (the tiny RT-DETR) under rtdetr.yaml's ASHA, scaled to 2
-    # epochs: rungs at epochs 1 and 2 (= max_t, where ASHA stops every trial in its report)
+    # search_spaces/smoke.yaml (the tiny RT-DETR) under rtdetr.yaml's rules and the ASHA it
+    # shipped before the forecast scheduler, scaled to 2 epochs: rungs at epochs 1 and 2
+    # (= max_t, where ASHA stops every trial in its report)
     sweep = yaml.safe_load((ROOT / "search_spaces/smoke.yaml").read_text())
     shipped = yaml.safe_load((ROOT / "search_spaces/rtdetr.yaml").read_text())
     sweep["stopping"] = shipped["stopping"]
-    assert sweep["stopping"]["scheduler"]["kind"] == "asha"
-    sweep["stopping"]["scheduler"]["grace_period"] = 1
+    sweep["stopping"]["scheduler"] = {"kind": "asha", "grace_period": 1, "reduction_factor": 2}
     sweep["name"] = "ashaends"
     sweep["tracking"] = {"experiment": "ashaends"}
     # one worker and one trial at a time: ASHA sees the trials in a fixed order, and the
@@ -92,5 +92,37 @@ def test_median_and_no_scheduler_keep_every_trials_weights(tmp_path, kind, sched
             assert f"{row['trial']}: scheduler (median)" in proc.stdout
     else:
         assert all(not r["stop_reason"] and r["epochs"] == 4 for r in rows), rows
+    assert_every_trial_kept_its_end(summary, client, name)
+    assert_resume_retrains_nothing(tmp_path, summary)
+
+
+def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
+    # four learning rates, one trial at a time: the smallest ones barely move val/mse,
+    # and the forecast of their curve at the next rung cannot reach the cutoff
+    name = "forecastends"
+    text = (
+        REGRESSION.format(
+            name=name, scheduler="{kind: forecast, grace_period: 2, reduction_factor: 2}"
+        )
+        .replace(
+            "optim.lr: {float: [0.0001, 0.05], log: true}",
+            "optim.lr: {choice: [0.05, 0.00002, 0.02, 0.00001]}",
+        )
+        .replace("epochs: 4", "epochs: 6")
+    )
+    proc, summary, client = run_cli_sweep(tmp_path, text, name)
+    rows = summary["trials"]
+    assert len(rows) == 4
+    cut = [r for r in rows if r["stop_reason"] == "scheduler"]
+    assert cut, rows
+    for row in cut:
+        assert row["stopped_by"] == "forecast" and row["epochs"] < 6
+        assert row["stop_detail"].startswith("forecast rung at epoch ")
+        assert "against the rung's cutoff" in row["stop_detail"]
+        tags = client.get_run(row["run_id"]).data.tags
+        assert tags["orch.stopped_by"] == "forecast"
+        assert tags["orch.stop_detail"] == row["stop_detail"]
+        assert f"{row['trial']}: scheduler (forecast)" in proc.stdout
+        assert float(row["params"]["optim.lr"]) < 1e-4
     assert_every_trial_kept_its_end(summary, client, name)
     assert_resume_retrains_nothing(tmp_path, summary)

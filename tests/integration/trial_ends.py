@@ -1,6 +1,6 @@
 """What a user checks after a sweep, whatever ended its trials: every trial's weights are
-in its MLflow run, the best is registered with alias ``best``, every trial folder has its
-``finished.json``, and ``orchestrate resume`` trains none of them again."""
+its MLflow run's logged model, the best is registered with alias ``best``, every trial
+folder has its ``finished.json``, and ``orchestrate resume`` trains none of them again."""
 
 from __future__ import annotations
 
@@ -19,18 +19,32 @@ def trial_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(d for d in (sweep_dir / "ray" / "tune").iterdir() if d.is_dir())
 
 
+def model_files(client: Any, run_id: str) -> tuple[str, set[str]]:
+    """The id and file names of the run's logged model ``model`` (there must be one)."""
+    run = client.get_run(run_id)
+    (model,) = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    assert model.name == "model" and str(model.status) == "READY", model
+    # the model is the run's output, at the step of its last values, which it carries
+    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+    assert {m.key for m in model.metrics} >= {k for k in run.data.metrics if k.startswith("val/")}
+    return model.model_id, {f.path for f in client.list_logged_model_artifacts(model.model_id)}
+
+
 def assert_every_trial_kept_its_end(summary: dict[str, Any], client: Any, name: str) -> None:
     trained = [r for r in summary["trials"] if r["stop_reason"] not in ("skipped", "error")]
     assert trained, summary["trials"]
     for row in trained:
-        files = {a.path for a in client.list_artifacts(row["run_id"], "model")}
-        assert "model/model.pt" in files and "model/batch_plan.json" in files, (row, files)
+        _, files = model_files(client, row["run_id"])
+        assert "model.pt" in files and "batch_plan.json" in files, (row, files)
         if row["stop_reason"] != "scheduler":
             # a trial that ended by itself (last epoch, a rule) is a loadable MLflow model
-            assert "model/MLmodel" in files, (row, files)
+            assert "MLmodel" in files, (row, files)
     best = summary["best"][0]
     version = client.get_model_version_by_alias(name, "best")
     assert version.run_id == best["run_id"]
+    assert version.source == f"models:/{model_files(client, best['run_id'])[0]}"
     dirs = trial_dirs(sweep_dir_of(summary))
     assert len(dirs) == len(summary["trials"])
     for d in dirs:

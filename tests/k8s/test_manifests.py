@@ -298,3 +298,229 @@ def test_launch_k8s_apply_reports_kubectl_failure_without_an_api_server(tmp_path
     assert proc.returncode == 2
     assert "kubectl apply -k" in proc.stderr and f"the manifests are in {out}" in proc.stderr
     assert (out / "rayjob.yaml").is_file()
+
+
+# ---- hardening: durable sweep folder, pod security, network policies, MLflow auth ----
+
+
+def _pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, pod metadata, pod spec) of every pod any document creates, the RayJob's head,
+    worker and submitter pods included."""
+    pods = []
+    for doc in docs:
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        spec = doc.get("spec", {})
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            pods.append((name, spec["template"]["metadata"], spec["template"]["spec"]))
+        if doc["kind"] == "RayJob":
+            cluster = spec["rayClusterSpec"]
+            templates = [("head", cluster["headGroupSpec"]["template"])]
+            templates += [(g["groupName"], g["template"]) for g in cluster["workerGroupSpecs"]]
+            templates.append(("submitter", spec["submitterPodTemplate"]))
+            for part, template in templates:
+                pods.append((f"{name}/{part}", template.get("metadata", {}), template["spec"]))
+    return pods
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["base", *OVERLAYS], ids=lambda o: f"k8s/{o}")
+def test_every_container_is_non_root_unprivileged_read_only_with_a_writable_tmp(overlay):
+    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
+    pods = _pod_specs(kustomize(path))
+    assert len(pods) == 5  # postgres, mlflow, ray head, ray workers, submitter
+    for where, _, pod in pods:
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] > 0, where
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        emptydirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"] + pod.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, where
+            assert ctx["readOnlyRootFilesystem"] is True, where
+            assert "privileged" not in ctx and "runAsUser" not in ctx, where
+            tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert len(tmp) == 1 and tmp[0]["name"] in emptydirs, where
+
+
+# pods that are not ours: one in the same namespace, the KubeRay operator elsewhere
+STRANGER = ("stranger", {"app": "curious"}, "same")
+OPERATOR = ("operator", {"app.kubernetes.io/name": "kuberay-operator"}, "kuberay")
+OUTSIDE = ("s3", None, None)  # an address outside the cluster (S3, the internet)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str] | None) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # the only form the manifests use
+    return labels is not None and selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _peer_matches(peer: dict[str, Any], labels: dict[str, str] | None, ns: str | None) -> bool:
+    assert set(peer) <= {"podSelector", "namespaceSelector"}, peer  # no ipBlock in ours
+    if labels is None:  # outside the cluster: no pod or namespace selector matches it
+        return False
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {}) and ns != "same":
+            return False
+    elif ns != "same":  # a bare podSelector means this namespace only
+        return False
+    return _selects(peer.get("podSelector", {}), labels)
+
+
+def _rules_allow(rules: list[dict[str, Any]], key: str, labels, ns, port: int) -> bool:
+    for rule in rules:
+        peers = rule.get(key)
+        ports = rule.get("ports")
+        port_ok = ports is None or any(p["port"] == port for p in ports)
+        peer_ok = not peers or any(_peer_matches(p, labels, ns) for p in peers)
+        if port_ok and peer_ok:
+            return True
+    return False
+
+
+def allowed(policies: list[dict[str, Any]], src: tuple, dst: tuple, port: int) -> bool:
+    """What a NetworkPolicy-enforcing CNI decides for a TCP connection src -> dst:port
+    (src, dst = name, pod labels or None for outside, namespace), as the API defines it:
+    a direction is open unless a policy of that type selects the pod; then any of the
+    selecting policies' rules must allow the peer and port."""
+    _, src_labels, src_ns = src
+    _, dst_labels, dst_ns = dst
+    if src_labels is not None and src_ns == "same":
+        egress = [p["spec"] for p in policies if "Egress" in p["spec"]["policyTypes"]
+                  and _selects(p["spec"]["podSelector"], src_labels)]  # fmt: skip
+        if egress and not any(
+            _rules_allow(p.get("egress", []), "to", dst_labels, dst_ns, port) for p in egress
+        ):
+            return False
+    if dst_labels is not None and dst_ns == "same":
+        ingress = [p["spec"] for p in policies if "Ingress" in p["spec"]["policyTypes"]
+                   and _selects(p["spec"]["podSelector"], dst_labels)]  # fmt: skip
+        if ingress and not any(
+            _rules_allow(p.get("ingress", []), "from", src_labels, src_ns, port) for p in ingress
+        ):
+            return False
+    return True
+
+
+@needs_kubectl
+def test_network_policies_let_only_the_ray_pods_reach_mlflow_and_only_mlflow_the_stores():
+    docs = kustomize(K8S / "overlays" / "cpu")
+    policies = by_kind(docs, "NetworkPolicy")
+    pods = {where.split("/", 2)[-1]: (where, meta["labels"], "same")
+            for where, meta, _ in _pod_specs(docs)}  # fmt: skip
+    head, worker, submitter = pods["head"], pods["workers"], pods["submitter"]
+    mlflow, postgres = pods["mlflow"], pods["postgres"]
+    cases = [  # (source, destination, port, allowed)
+        (head, mlflow, 5000, True),
+        (worker, mlflow, 5000, True),
+        (worker, head, 6379, True),
+        (head, worker, 10001, True),
+        (submitter, head, 8265, True),
+        (OPERATOR, head, 8265, True),
+        (mlflow, postgres, 5432, True),
+        (mlflow, OUTSIDE, 443, True),
+        # the attacks: a stranger pod at every port, the Ray pods at the stores
+        (STRANGER, mlflow, 5000, False),
+        (STRANGER, postgres, 5432, False),
+        (STRANGER, head, 6379, False),
+        (STRANGER, head, 8265, False),
+        (STRANGER, head, 10001, False),
+        (STRANGER, worker, 10001, False),
+        (OPERATOR, head, 6379, False),
+        (submitter, mlflow, 5000, False),
+        (head, postgres, 5432, False),
+        (worker, postgres, 5432, False),
+        (head, OUTSIDE, 443, False),
+        (worker, OUTSIDE, 9000, False),
+        (postgres, OUTSIDE, 443, False),
+        (mlflow, head, 8265, False),
+    ]
+    wrong = [(s[0], d[0], port, ok) for s, d, port, ok in cases
+             if allowed(policies, s, d, port) != ok]  # fmt: skip
+    assert wrong == []
+    for name, labels, _ in pods.values():  # every pod of ours is under a policy
+        assert any(_selects(p["spec"]["podSelector"], labels) for p in policies), name
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["base", *OVERLAYS], ids=lambda o: f"k8s/{o}")
+def test_no_password_on_a_command_line(overlay):
+    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
+    docs = kustomize(path)
+    secret_env = {e["name"] for e in _env_vars(docs) if "secretKeyRef" in e.get("valueFrom", {})}
+    assert {"PGUSER", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"} <= secret_env
+    for where, _, pod in _pod_specs(docs):
+        for container in pod["containers"]:
+            line = " ".join(container.get("command", []) + container.get("args", []))
+            assert not any(f"$({name})" in line for name in secret_env), (where, line)
+            assert "@" not in line, (where, line)  # no user info in a URI either
+    (deployment,) = by_kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"])
+    assert args["backend-store-uri"] == "postgresql+psycopg2://$(DB_HOST):5432/$(DB_NAME)"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["base", *OVERLAYS], ids=lambda o: f"k8s/{o}")
+def test_mlflow_basic_auth_is_on_in_the_production_overlays(overlay):
+    path = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
+    docs = kustomize(path)
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    if overlay == "base":
+        assert "--app-name=basic-auth" not in container["args"]
+        return
+    assert "--app-name=basic-auth" in container["args"]
+    for var, key in (("MLFLOW_AUTH_ADMIN_USERNAME", "username"),
+                     ("MLFLOW_AUTH_ADMIN_PASSWORD", "password"),
+                     ("MLFLOW_FLASK_SERVER_SECRET_KEY", "server-secret-key")):  # fmt: skip
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-auth", "key": key}
+    # (kustomize would rename a generated Secret here but not inside the RayJob: the example
+    # overlay generates this one without a hash suffix, so both name the same Secret)
+    ini_path = Path(env["MLFLOW_AUTH_CONFIG_PATH"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(ini_path.parent)]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    configmaps = {d["metadata"]["name"]: d for d in by_kind(docs, "ConfigMap")}
+    ini = configmaps[volume["configMap"]["name"]]["data"][ini_path.name]
+    import configparser
+
+    parsed = configparser.ConfigParser()
+    parsed.read_string(ini)
+    assert parsed["mlflow"]["default_permission"] == "NO_PERMISSIONS"
+    assert "admin_password" not in parsed["mlflow"] and "@" not in ini
+    # the driver sends the same Secret's credentials
+    (job,) = by_kind(docs, "RayJob")
+    (head,) = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    head_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in head["env"]}
+    assert head_env["MLFLOW_TRACKING_USERNAME"]["name"] == "mlflow-auth"
+    if overlay == "example":
+        assert "mlflow-auth" in {d["metadata"]["name"] for d in by_kind(docs, "Secret")}
+    assert head_env["MLFLOW_TRACKING_PASSWORD"]["key"] == "password"
+
+
+@needs_kubectl
+def test_the_sweep_folder_is_on_the_shared_volume_under_the_job_name(tmp_path):
+    docs = kustomize(K8S / "overlays" / "gpu")
+    (pvc,) = by_kind(docs, "PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    (job,) = by_kind(docs, "RayJob")
+    assert job["spec"]["backoffLimit"] >= 1  # a lost head pod is retried ...
+    words = job["spec"]["entrypoint"].split()
+    # ... and the retry resumes the folder named after the job
+    assert words[words.index("--dir") + 1] == f"/sweeps/{job['metadata']['name']}"
+    assert "sweep.dir=/sweeps" in words
+    for where, _, pod in _pod_specs(docs):
+        if "submitter" in where or "RayJob" not in where:
+            continue
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                  for v in pod["volumes"] if "persistentVolumeClaim" in v}  # fmt: skip
+        (container,) = pod["containers"]
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/sweeps"]
+        assert claims[mount["name"]] == pvc["metadata"]["name"], where
+    out = tmp_path / "job"
+    proc = launch_k8s(str(ROOT / "search_spaces/smoke.yaml"), "--image", "x", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (rendered,) = by_kind(kustomize(out), "RayJob")
+    words = rendered["spec"]["entrypoint"].split()
+    assert words[words.index("--dir") + 1] == f"/sweeps/{rendered['metadata']['name']}"

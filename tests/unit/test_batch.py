@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from orchestrator.config import load_sweep
-from orchestrator.errors import ConfigErrors
-from orchestrator.search_space.batch import (
+from orchestrator.config.batch import (
     backoff_micro,
     batch_problem,
     micro_candidates,
     scaled_lr,
 )
+from orchestrator.errors import ConfigErrors
 from orchestrator.search_space.space import SearchSpace
 from orchestrator.training.loop import run_trial
 from orchestrator.training.spec import TrialSpec
@@ -258,7 +258,7 @@ def test_two_workers_with_accumulation_equal_one_worker_one_pass(
 
 
 def test_deepspeed_config_takes_batch_and_clipping_from_the_sweep(tmp_path: Path) -> None:
-    from orchestrator.training.loop import deepspeed_config
+    from orchestrator.training.parts import deepspeed_config
     from orchestrator.training.spec import resolve
 
     root = Path(__file__).resolve().parents[2]

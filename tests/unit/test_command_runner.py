@@ -16,7 +16,7 @@ import pytest
 from orchestrator.config.loader import validate_source
 from orchestrator.config.yaml_source import parse_yaml
 from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_OUTPUT, STOP_REASON
-from orchestrator.tasks.command.runner import run_command_trial
+from orchestrator.training.command_trial import run_command_trial
 from orchestrator.training.spec import TrialSpec
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")

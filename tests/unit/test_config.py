@@ -143,3 +143,20 @@ def test_cli_prints_one_line_errors_and_exits_2(write_sweep):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "train.epochs" in proc.stderr and "-3" in proc.stderr
+
+
+def test_forecast_scheduler_and_lr_schedule_in_the_sweep_file(write_sweep):
+    config = load_sweep(
+        write_sweep(
+            "optim: {schedule: {kind: multistep, milestones: [6], gamma: 0.1}}\n"
+            "stopping: {scheduler: {kind: forecast, drop_gain: 0.5}}\n"
+        )
+    )
+    s = config.stopping.scheduler
+    assert s.kind == "forecast" and s.grace_period == 2 and s.reduction_factor == 3
+    assert s.drop_gain == 0.5 and s.band == 0.8
+    assert config.optim.schedule.milestones == [6]
+    (message,) = errors_of(write_sweep("stopping: {scheduler: {kind: forecast, band: -1}}\n"))
+    assert "stopping.scheduler.band" in message and "-1" in message
+    (message,) = errors_of(write_sweep("optim: {schedule: {kind: multistep}}\n"))
+    assert "optim.schedule" in message and "multistep needs milestones" in message

@@ -194,12 +194,43 @@ def test_collapse_floor_counts_evaluations_not_reports() -> None:
     assert reason is not None and reason.index == 4 and "after 3 evaluations" in reason.detail
 
 
-def test_collapse_drop_from_best() -> None:
-    det = CollapseDetector(floor=None, drop=0.5, min_best=0.05)
+def test_collapse_floor_needs_persistence() -> None:
+    # below the floor at evaluation 3, but the two before it were not: a slow starter's
+    # first rise wobbling, not a dead run
+    det = CollapseDetector(floor=0.02, min_evals=3, patience=3, drop=None)
+    assert det.check(h("val/map", [0.0, 0.03, 0.01])) is None
+    reason = det.check(h("val/map", [0.0, 0.03, 0.01, 0.01, 0.015]))
+    assert reason is not None and reason.index == 4 and "3 evaluations in a row" in reason.detail
+
+
+def test_collapse_drop_from_best_raw_values() -> None:
+    # window 1, noise 0: the raw-value rule
+    det = CollapseDetector(floor=None, drop=0.5, min_best=0.05, window=1, noise=0)
     reason = det.check(h("val/map", [0.1, 0.3, 0.2, 0.14]))
     assert reason is not None and reason.index == 3  # 0.14 < 0.5 x 0.3
     # a fall from a best below min_best is noise
     assert det.check(h("val/map", [0.04, 0.01])) is None
+
+
+def test_collapse_ignores_one_noisy_read_of_a_small_validation_set() -> None:
+    # the raw rule stopped this healthy run at report 3: 0.035 < 0.5 x 0.085
+    noisy = [0.02, 0.085, 0.035, 0.09, 0.11, 0.07, 0.12, 0.1]
+    assert CollapseDetector(floor=None, window=1, noise=0).check(h("val/map", noisy)) is not None
+    # medians of 3: 0.035, 0.085, 0.09, 0.09, 0.11, 0.1 never fall by half
+    assert CollapseDetector(floor=None).check(h("val/map", noisy)) is None
+
+
+def test_collapse_drop_of_medians_beyond_the_noise() -> None:
+    values = [0.1, 0.2, 0.3, 0.31, 0.3, 0.1, 0.02, 0.01]
+    det = CollapseDetector(floor=None, drop=0.5, window=3, noise=4.0)
+    reason = det.check(h("val/map", values))
+    # medians of 3 from evaluation 3: 0.2, 0.3, 0.3, 0.3, 0.1 (index 6: 0.3, 0.1, 0.02):
+    # best 0.3, first reached at evaluation 4, so the noise is that of 0.1, 0.2, 0.3, 0.31:
+    # second differences 0 and -0.09, sqrt((0 + 0.0081) / 2 / 6) = 0.026, over their median
+    # 0.25: 10.4%; the fall (0.3 - 0.1) / 0.3 = 67% > 4 x 10.4% and 0.1 < 0.5 x 0.3
+    assert reason is not None and reason.index == 6
+    rel = ((0.0 + 0.09**2) / 2 / 6) ** 0.5 / 0.25
+    assert f"{(0.2 / 0.3) / rel:.1f}x its relative noise {rel:.0%}" in reason.detail
 
 
 # --- AMP skipped steps ---------------------------------------------------------------------

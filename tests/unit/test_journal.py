@@ -83,7 +83,14 @@ def test_replayed_ops_after_a_kill_make_no_duplicates(tmp_path, store):
     # a kill between applying ops and recording it: state.json says only the experiment
     # was applied, so the runs and metrics are applied a second time
     state = json.loads((root / "state.json").read_text())
-    (root / "state.json").write_text(json.dumps({**state, "applied": 1, "runs": {}}))
+    journal = Journal(root)
+    start, digest = journal.mark(0)
+    journal.close()
+    (root / "state.json").write_text(
+        json.dumps(
+            {**state, "applied": 1, "applied_start": start, "applied_digest": digest, "runs": {}}
+        )
+    )
     writer = JournalWriter(Journal(root), store)
     assert writer.drain(60)
     writer.stop()

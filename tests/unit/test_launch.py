@@ -33,10 +33,11 @@ def test_ray_entrypoint_joins_the_cluster_and_keeps_overrides_as_single_words():
     ]  # fmt: skip
 
 
-def test_k8s_entrypoint_is_orchestrate_sweep_on_the_mounted_file():
-    assert shlex.split(k8s_entrypoint(("train.epochs=3",))) == [
-        "orchestrate", "sweep", "/config/sweep.yaml",
-        "-o", "sweep.ray_address=auto", "-o", "train.epochs=3",
+def test_k8s_entrypoint_is_orchestrate_sweep_on_the_mounted_file_in_a_durable_folder():
+    # --dir on the sweeps volume, named after the job: a retried job resumes that folder
+    assert shlex.split(k8s_entrypoint("sweep-smoke-1a2b3c4d", ("train.epochs=3",))) == [
+        "orchestrate", "sweep", "/config/sweep.yaml", "--dir", "/sweeps/sweep-smoke-1a2b3c4d",
+        "-o", "sweep.ray_address=auto", "-o", "sweep.dir=/sweeps", "-o", "train.epochs=3",
     ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from orchestrator.config.yaml_source import parse_yaml
 from orchestrator.errors import ConfigError, ConfigErrors
 from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.tasks.python.config import prepare_data
-from orchestrator.tasks.python.context import run_python_trial
+from orchestrator.training.python_trial import run_python_trial
 from orchestrator.training.spec import TrialSpec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ def curve(name: str, maps: list[float], label: str | None = None, onset: int | N
     return Curve(name, [{"val/map": m, "train/loss": 1.0} for m in maps], label, None, onset)
 
 
-NONE = SchedulerSpec(kind="none")
+NONE = SchedulerSpec.of("none")
 
 
 def test_no_policy_runs_everything_and_rules_stop_at_the_first_nan() -> None:
@@ -48,7 +48,7 @@ def test_asha_replay_matches_hand_computed_rungs() -> None:
         curve("b", [0.2, 0.3, 0.4, 0.5]),
         curve("c", [0.7, 0.3, 0.9, 0.9]),
     ]
-    spec = SchedulerSpec("asha", grace_period=1, reduction_factor=2)
+    spec = SchedulerSpec.of("asha", grace_period=1, reduction_factor=2)
     out = replay(curves, Policy("asha", spec, None), metric="val/map", mode="max", concurrency=1)
     assert [(o.trial, o.reports, o.stopped_by) for o in out] == [
         ("a", 4, None),
@@ -60,8 +60,8 @@ def test_asha_replay_matches_hand_computed_rungs() -> None:
 def test_ray_asha_promotes_nan_ours_cuts_it() -> None:
     curves = [curve("a", [0.5, 0.6, 0.7, 0.8]), curve("nan", [math.nan] * 4)]
     base = dict(metric="val/map", mode="max", concurrency=1)
-    plain = SchedulerSpec("asha", grace_period=1, reduction_factor=2, safe=False)
-    safe = SchedulerSpec("asha", grace_period=1, reduction_factor=2)
+    plain = SchedulerSpec.of("asha", grace_period=1, reduction_factor=2, safe=False)
+    safe = SchedulerSpec.of("asha", grace_period=1, reduction_factor=2)
     assert replay(curves, Policy("ray", plain, None), **base)[1].reports == 4  # type: ignore[arg-type]
     assert replay(curves, Policy("ours", safe, None), **base)[1].reports == 1  # type: ignore[arg-type]
 
@@ -129,9 +129,10 @@ def test_cli_replay_json_on_the_shipped_curves() -> None:
     payload = json.loads(proc.stdout)
     by = {p["policy"]: p for p in payload["policies"]}
     assert by["no early stop"]["compute_fraction"] == 1.0
-    default = by["asha + rules (sweep default)"]
+    default = by["forecast + rules (sweep default)"]
     assert payload["policy"] == default["policy"]
-    assert payload["compute_fraction"] == default["compute_fraction"] <= 0.6
+    assert payload["compute_fraction"] == default["compute_fraction"] <= 0.5
+    assert default["topk_false_stops"] == 0
     assert payload["diverged_recall"] >= 0.95 and default["false_stops"] == 0
     assert default["nan_first_report"] == default["nan_trials"] > 0
     assert by["rules only"]["topk_false_stops"] == 0
@@ -158,8 +159,8 @@ def test_ray_median_crashes_on_a_final_report_without_evaluation_ours_does_not()
     c = Curve("c", [{"val/map": 0.1 * t} for t in range(1, 7)])
     curves = [a, c]
     base = dict(metric="val/map", mode="max", concurrency=1)
-    plain = SchedulerSpec("median", grace_period=1, min_samples_required=1, safe=False)
-    safe = SchedulerSpec("median", grace_period=1, min_samples_required=1)
+    plain = SchedulerSpec.of("median", grace_period=1, min_samples_required=1, safe=False)
+    safe = SchedulerSpec.of("median", grace_period=1, min_samples_required=1)
     crashed = score(curves, Policy("ray", plain, None), **base)  # type: ignore[arg-type]
     assert crashed.error == "KeyError: 'val/map'"
     ours = score(curves, Policy("ours", safe, None), **base)  # type: ignore[arg-type]

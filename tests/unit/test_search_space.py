@@ -6,10 +6,11 @@ import optuna
 import pytest
 
 from orchestrator.config import load_sweep
+from orchestrator.config.batch import batch_problem, plan_batch
+from orchestrator.config.conditions import evaluation_order, find_cycle, is_active
 from orchestrator.config.models import ParamSpec
 from orchestrator.errors import ConfigErrors
-from orchestrator.search_space import SearchSpace, apply_params, batch_problem, plan_batch
-from orchestrator.search_space.conditions import evaluation_order, find_cycle, is_active
+from orchestrator.search_space import SearchSpace, apply_params
 
 COND = """\
 space:

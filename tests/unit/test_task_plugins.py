@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config.plugins import PluginError, load_plugin, plugin_names
 from orchestrator.errors import ConfigErrors
 from orchestrator.tasks import TASKS, TaskSpec, get_task
-from orchestrator.tasks.plugins import PluginError, load_plugin, plugin_names
 
 MODULE = """
 from typing import Literal
@@ -45,7 +45,7 @@ def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     for name in ("goodplug", "wrongkind", "notaspec", "broken"):
-        TASKS.pop(name, None)
+        TASKS.remove(name)
 
 
 def test_a_declared_task_is_found_by_name_and_registered(site):

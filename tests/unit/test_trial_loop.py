@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import load_sweep
+from orchestrator.config.metrics import train_metrics
 from orchestrator.search_space import SearchSpace
 from orchestrator.training.loop import run_trial
 from orchestrator.training.spec import TrialSpec
@@ -47,6 +48,22 @@ def test_one_report_per_epoch_with_steps_weights_and_learning(tmp_path):
         assert r["train/lr"] == pytest.approx(0.02)
         assert r["train/grad_norm"] > 0 and r["train/samples_per_s"] > 0
     assert reports[-1]["val/mse"] < reports[0]["val/mse"]
+
+
+def test_every_metric_a_trial_reports_is_an_objective_the_checks_accept(tmp_path):
+    # the objective check's list and the loop's report must not drift apart again
+    # (train/peak_mem_mb was reported but rejected as an objective)
+    reports = run(tmp_path, REGRESSION)
+    reported = {k for k in reports[0] if k.startswith(("train/", "val/"))}
+    assert reported == {"val/mse", *train_metrics(["mse", "l1"])}
+    for metric in sorted(reported):
+        load_sweep(write(tmp_path, REGRESSION.replace("val/mse, mode", f"{metric}, mode")))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "objective.yaml"
+    path.write_text(text)
+    return path
 
 
 def test_sampled_params_override_the_file(tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from orchestrator.search_space.batch import plan_batch
+from orchestrator.config.batch import plan_batch
 from orchestrator.training.weights import TrialWeights
 
 

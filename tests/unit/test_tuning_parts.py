@@ -8,8 +8,8 @@ import math
 import optuna
 import pytest
 
+from orchestrator.config.batch import plan_batch
 from orchestrator.config.models import Objective
-from orchestrator.search_space.batch import plan_batch
 from orchestrator.training.sampler import MicroBatchSampler
 from orchestrator.tuning.summary import TrialRow, best_trials, end_reason
 

@@ -28,6 +28,37 @@ def prepare_detection_data(data: SyntheticData | CocoData, data_root: Path) -> N
             raise FileNotFoundError(f"task.data.{name} does not exist: {path}")
 
 
+def describe_detection_data(
+    data: SyntheticData | CocoData, data_root: Path
+) -> list[dict[str, object]]:
+    """The train and validation sets as MLflow dataset records (images, boxes, classes)."""
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
+
+    paths = DetectionSource(data, data_root).paths
+    records = []
+    for split, context, images, labels in (
+        ("train", TRAINING, paths.train_images, paths.train_annotations),
+        ("val", VALIDATION, paths.val_images, paths.val_annotations),
+    ):
+        coco = json.loads(Path(labels).read_text())
+        profile = {
+            "num_images": len(coco.get("images", [])),
+            "num_boxes": len(coco.get("annotations", [])),
+            "num_classes": len(coco.get("categories", [])),
+        }
+        records.append(
+            dataset_record(
+                f"{data.kind}-{split}",
+                context,
+                labels,
+                profile,
+                files=[labels],
+                folders=[images],
+            )
+        )
+    return records
+
+
 class DetectionSource:
     """The train/val data of one ``task.data`` section, resolved under ``data_root``."""
 

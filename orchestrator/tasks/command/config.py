@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import LossConfig, TaskConfig, TaskSpec, register_task
 from orchestrator.errors import ConfigError
 from orchestrator.search_space.space import flatten
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
 from orchestrator.tasks.command.metrics import parse_field
 from orchestrator.tasks.command.template import TemplateError, format_value, placeholders
 
@@ -388,3 +389,21 @@ def prepare_data(config: CommandTaskConfig, data_root: Path) -> None:
         )
     if config.repo is not None and not Path(config.repo).is_dir():
         raise ConfigError("is not a directory", key="task.repo", value=config.repo, has_value=True)
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ()
+COMPONENTS: tuple[str, ...] = ()
+
+register_task(
+    "command",
+    TaskSpec(
+        config=CommandTaskConfig,
+        loss=CommandLossConfig,
+        impl="",
+        prepare=prepare_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+        runner="orchestrator.training.command_trial:run_command_trial",
+    ),
+)

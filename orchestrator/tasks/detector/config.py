@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 from orchestrator.tasks.rtdetr.config import CocoData, SyntheticData
 
 
@@ -194,3 +195,28 @@ def prepare_data(config: DetectorTaskConfig, data_root: Path) -> None:
     from orchestrator.tasks.coco.source import prepare_detection_data
 
     prepare_detection_data(config.data, data_root)
+
+
+def describe_data(config: DetectorTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/map_50")
+COMPONENTS: tuple[str, ...] = ("cls", "bbox", "rpn_cls", "rpn_bbox")
+
+register_task(
+    "detector",
+    TaskSpec(
+        config=DetectorTaskConfig,
+        loss=DetectorLossConfig,
+        impl="orchestrator.tasks.detector.task:DetectorTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

@@ -10,7 +10,7 @@ from torch import nn
 from orchestrator.tasks.detector.anchors import grid_anchors
 from orchestrator.tasks.detector.backbone import STRIDE, Backbone
 from orchestrator.tasks.detector.box_coder import BoxCoder
-from orchestrator.tasks.detector.config import DetectorLossConfig, DetectorModelConfig
+from orchestrator.tasks.detector.config import COMPONENTS, DetectorLossConfig, DetectorModelConfig
 from orchestrator.tasks.detector.losses import (
     box_classification_term,
     l1_term,
@@ -27,7 +27,6 @@ from orchestrator.tasks.detector.roi_head import (
 from orchestrator.tasks.detector.rpn import RPNHead, proposals, rpn_targets, sampled_predictions
 
 #: the loss terms, in the order :meth:`FasterRCNN.forward` returns them
-COMPONENTS = ("cls", "bbox", "rpn_cls", "rpn_bbox")
 
 
 @dataclass

@@ -13,14 +13,18 @@ from orchestrator.tasks.base import LossOutput
 from orchestrator.tasks.coco.dataset import collate_detection
 from orchestrator.tasks.coco.evaluate import Detections, coco_map, load_coco
 from orchestrator.tasks.coco.source import DetectionSource
-from orchestrator.tasks.detector.config import DetectorLossConfig, DetectorTaskConfig
+from orchestrator.tasks.detector.config import (
+    VAL_METRICS,
+    DetectorLossConfig,
+    DetectorTaskConfig,
+)
 from orchestrator.tasks.detector.model import COMPONENTS, FasterRCNN, Targets
 
 
 class DetectorTask:
     """Faster R-CNN on a synthetic shapes set or a COCO-format folder (implements ``Task``)."""
 
-    val_metrics: ClassVar[tuple[str, ...]] = ("val/map", "val/map_50")
+    val_metrics: ClassVar[tuple[str, ...]] = VAL_METRICS
     components: ClassVar[tuple[str, ...]] = COMPONENTS
 
     def __init__(

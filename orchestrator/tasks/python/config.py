@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from orchestrator.config.task import TaskConfig, TaskSpec, register_task
 from orchestrator.errors import ConfigError
-from orchestrator.tasks.base import TaskConfig
 from orchestrator.tasks.command.config import CommandLossConfig
 
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
@@ -116,3 +116,18 @@ def prepare_data(config: PythonTaskConfig, data_root: Path) -> None:
         raise ConfigError(
             "is not callable", key="task.entrypoint", value=config.entrypoint, has_value=True
         )
+
+
+# the user's own training function, reporting through orchestrator.report()
+register_task(
+    "python",
+    TaskSpec(
+        config=PythonTaskConfig,
+        loss=PythonLossConfig,
+        impl="",
+        prepare=prepare_data,
+        val_metrics=(),
+        components=(),
+        worker_loop="orchestrator.training.python_trial:run_python_trial",
+    ),
+)

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 
 class TagNetConfig(StrictModel):
@@ -128,3 +129,53 @@ def prepare_data(config: RamTaskConfig, data_root: Path) -> None:
     teacher = config.teacher.checkpoint
     if teacher is not None and not Path(teacher).is_file():
         raise FileNotFoundError(f"task.teacher.checkpoint does not exist: {teacher}")
+
+
+def describe_data(config: RamTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records: images, distinct tags, tag labels."""
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
+    from orchestrator.tasks.ram.synthetic import folder_data
+    from orchestrator.tasks.ram.tags_file import read_tags
+
+    data = config.data
+    folder = folder_data(Path(data_root), data) if isinstance(data, RamSyntheticData) else data
+    records = []
+    for split, context, images, tags_file in (
+        ("train", TRAINING, folder.train_images, folder.train_tags),
+        ("val", VALIDATION, folder.val_images, folder.val_tags),
+    ):
+        tags = read_tags(tags_file)
+        profile = {
+            "num_images": len(tags),
+            "num_tags": len({t for image_tags in tags.values() for t in image_tags}),
+            "num_labels": sum(len(t) for t in tags.values()),
+        }
+        records.append(
+            dataset_record(
+                f"{data.kind}-{split}",
+                context,
+                tags_file,
+                profile,
+                files=[tags_file],
+                folders=[images],
+            )
+        )
+    return records
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/f1", "val/precision", "val/recall")
+COMPONENTS: tuple[str, ...] = ("tag", "distill", "coarse")
+
+register_task(
+    "ram",
+    TaskSpec(
+        config=RamTaskConfig,
+        loss=RamLossConfig,
+        impl="orchestrator.tasks.ram.task:RamTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

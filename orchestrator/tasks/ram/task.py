@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from orchestrator.losses import asymmetric_loss, embedding_l1_loss
 from orchestrator.tasks.base import LossOutput
 from orchestrator.tasks.ram.config import (
+    COMPONENTS,
+    VAL_METRICS,
     RamFolderData,
     RamLossConfig,
     RamSyntheticData,
@@ -23,9 +25,6 @@ from orchestrator.tasks.ram.metrics import f1_at, mean_average_precision
 from orchestrator.tasks.ram.model import TagNet, Teacher
 from orchestrator.tasks.ram.synthetic import ensure_synthetic
 from orchestrator.tasks.ram.tags_file import read_groups, read_tags, vocabulary
-
-COMPONENTS = ("tag", "distill", "coarse")
-VAL_METRICS = ("val/map", "val/f1", "val/precision", "val/recall")
 
 
 class RamTask:

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.tasks.base import LossConfig, StrictModel, TaskConfig
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import LossConfig, TaskConfig, TaskSpec, register_task
 
 
 class FaultConfig(StrictModel):
@@ -55,3 +56,45 @@ class RegressionLossConfig(LossConfig):
 
 def prepare_data(config: RegressionTaskConfig, data_root: Path) -> None:
     """Nothing to prepare: the data is generated in memory from ``data_seed``."""
+
+
+def describe_data(config: RegressionTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The generated train/val sets as MLflow dataset records (digest: what generates them)."""
+    from orchestrator.tasks.datasets import TRAINING, VALIDATION, dataset_record
+
+    recipe = {
+        "data_seed": config.data_seed,
+        "features": config.features,
+        "noise": config.noise,
+    }
+    return [
+        dataset_record(
+            f"regression-{split}",
+            context,
+            f"generated:regression?seed={config.data_seed}",
+            {"num_samples": count, "features": config.features},
+            extra={**recipe, "split": split, "count": count},
+        )
+        for split, context, count in (
+            ("train", TRAINING, config.num_train),
+            ("val", VALIDATION, config.num_val),
+        )
+    ]
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/mse",)
+COMPONENTS: tuple[str, ...] = ("mse", "l1")
+
+register_task(
+    "regression",
+    TaskSpec(
+        config=RegressionTaskConfig,
+        loss=RegressionLossConfig,
+        impl="orchestrator.tasks.regression.task:RegressionTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

@@ -9,14 +9,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from orchestrator.tasks.base import LossOutput
-from orchestrator.tasks.regression.config import RegressionLossConfig, RegressionTaskConfig
+from orchestrator.tasks.regression.config import (
+    COMPONENTS,
+    VAL_METRICS,
+    RegressionLossConfig,
+    RegressionTaskConfig,
+)
 
 
 class RegressionTask:
     """A 2-layer MLP fitting a noisy linear target; seconds per trial on a CPU."""
 
-    val_metrics: ClassVar[tuple[str, ...]] = ("val/mse",)
-    components: ClassVar[tuple[str, ...]] = ("mse", "l1")
+    val_metrics: ClassVar[tuple[str, ...]] = VAL_METRICS
+    components: ClassVar[tuple[str, ...]] = COMPONENTS
 
     def __init__(
         self,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.tasks.base import DataTaskConfig, LossConfig, StrictModel
+from orchestrator.config.base import StrictModel
+from orchestrator.config.task import DataTaskConfig, LossConfig, TaskSpec, register_task
 
 if TYPE_CHECKING:
     from orchestrator.tasks.coco.synthetic import SyntheticSpec
@@ -169,3 +170,28 @@ def synthetic_spec(data: SyntheticData) -> SyntheticSpec:
         max_objects=data.max_objects,
         seed=data.seed,
     )
+
+
+def describe_data(config: RTDetrTaskConfig, data_root: Path) -> list[dict[str, object]]:
+    """The train/val sets as MLflow dataset records (run after :func:`prepare_data`)."""
+    from orchestrator.tasks.coco.source import describe_detection_data
+
+    return describe_detection_data(config.data, data_root)
+
+
+#: what a trial of this task reports (the task class reads the same names)
+VAL_METRICS: tuple[str, ...] = ("val/map", "val/map_50", "val/loss_raw")
+COMPONENTS: tuple[str, ...] = ("cls", "bbox", "giou")
+
+register_task(
+    "rtdetr",
+    TaskSpec(
+        config=RTDetrTaskConfig,
+        loss=RTDetrLossConfig,
+        impl="orchestrator.tasks.rtdetr.task:RTDetrTask",
+        prepare=prepare_data,
+        describe=describe_data,
+        val_metrics=VAL_METRICS,
+        components=COMPONENTS,
+    ),
+)

@@ -18,9 +18,7 @@ from orchestrator.losses import (
     softmax_ce_loss,
     varifocal_loss,
 )
-from orchestrator.tasks.rtdetr.config import RTDetrLossConfig
-
-COMPONENTS = ("cls", "bbox", "giou")
+from orchestrator.tasks.rtdetr.config import COMPONENTS, RTDetrLossConfig
 
 
 @dataclass

@@ -14,7 +14,7 @@ from orchestrator.tasks.coco.dataset import collate_detection
 from orchestrator.tasks.coco.evaluate import Detections, coco_map, load_coco
 from orchestrator.tasks.coco.source import DetectionSource
 from orchestrator.tasks.coco.synthetic import CocoPaths
-from orchestrator.tasks.rtdetr.config import RTDetrLossConfig, RTDetrTaskConfig
+from orchestrator.tasks.rtdetr.config import VAL_METRICS, RTDetrLossConfig, RTDetrTaskConfig
 from orchestrator.tasks.rtdetr.criterion import COMPONENTS, Prediction, RTDetrCriterion
 from orchestrator.tasks.rtdetr.model import build_rtdetr
 
@@ -22,7 +22,7 @@ from orchestrator.tasks.rtdetr.model import build_rtdetr
 class RTDetrTask:
     """RT-DETR on a synthetic shapes set or a COCO-format folder (implements ``Task``)."""
 
-    val_metrics: ClassVar[tuple[str, ...]] = ("val/map", "val/map_50", "val/loss_raw")
+    val_metrics: ClassVar[tuple[str, ...]] = VAL_METRICS
     components: ClassVar[tuple[str, ...]] = COMPONENTS
 
     def __init__(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.reserved import STOP_DETAIL, STOP_REASON, STOP_STEP
+from orchestrator.reserved import EPOCH, PREFIX, STEP, STOP_DETAIL, STOP_REASON, STOP_STEP
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.training.spec import TrialSpec
 
@@ -88,7 +88,7 @@ def report(metrics: dict[str, Any], *, step: int | None = None) -> None:
                 f"orchestrator.report: {key} must be a number, got {value!r}"
             ) from None
     epoch = len(ctx.history) + 1
-    result: dict[str, Any] = {**clean, "orch.epoch": epoch, "orch.step": step or epoch}
+    result: dict[str, Any] = {**clean, EPOCH: epoch, STEP: step or epoch}
     ctx.history.append(result)
     verdict = None
     if ctx.trial.rank == 0:
@@ -102,8 +102,14 @@ def report(metrics: dict[str, Any], *, step: int | None = None) -> None:
         raise TrialStopped(verdict[1])
 
 
-def run_python_trial(spec: TrialSpec, send: Report) -> None:
-    """Call the trial's entrypoint in this process (a one-worker trial, or a DDP worker)."""
+def run_python_trial(
+    spec: TrialSpec, send: Report, restored: Any = None, *, checkpoints: bool = False
+) -> None:
+    """Call the trial's entrypoint in this process (a one-worker trial, or a DDP worker).
+
+    Same signature as the built-in loop (``training.loop.run_trial``); ``restored`` and
+    ``checkpoints`` are unused: the user's function keeps its own state in
+    ``Trial.checkpoint_dir`` and resumes from ``Trial.resume_from``."""
     global _current
     from orchestrator.divergence import build_rules
     from orchestrator.tasks.python.config import PythonTaskConfig
@@ -112,17 +118,17 @@ def run_python_trial(spec: TrialSpec, send: Report) -> None:
     task = config.task
     assert isinstance(task, PythonTaskConfig)
     rank, world = _rank_and_world()
-    checkpoints = os.path.join(spec.trial_dir, "checkpoints")
-    earlier = os.path.isdir(checkpoints) and bool(os.listdir(checkpoints))
-    os.makedirs(checkpoints, exist_ok=True)
+    own_dir = os.path.join(spec.trial_dir, "checkpoints")
+    earlier = os.path.isdir(own_dir) and bool(os.listdir(own_dir))
+    os.makedirs(own_dir, exist_ok=True)
     trial = Trial(
         id=spec.trial_id,
         name=spec.trial_name,
         dir=spec.trial_dir,
-        params={k: v for k, v in spec.params.items() if not k.startswith("orch.")},
+        params={k: v for k, v in spec.params.items() if not k.startswith(PREFIX)},
         config=flatten(apply_params(config.hyperparameters(), spec.params)),
-        checkpoint_dir=checkpoints,
-        resume_from=checkpoints if earlier else None,
+        checkpoint_dir=own_dir,
+        resume_from=own_dir if earlier else None,
         rank=rank,
         world_size=world,
         epochs=config.train.epochs,
@@ -150,7 +156,7 @@ def run_python_trial(spec: TrialSpec, send: Report) -> None:
                 STOP_DETAIL: f"{task.entrypoint} returned after {done} of train.epochs = "
                 f"{trial.epochs} reports",
                 STOP_STEP: done,
-                "orch.epoch": done,
+                EPOCH: done,
             }
         )
 

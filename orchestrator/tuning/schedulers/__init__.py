@@ -1,4 +1,8 @@
-"""Scheduler registry: ``stopping.scheduler.kind`` -> a Ray Tune scheduler.
+"""Schedulers: ``stopping.scheduler.kind`` -> a Ray Tune scheduler, one module each.
+
+Every module of this package registers one :class:`~orchestrator.config.models.
+SchedulerConfig` subclass in :data:`~orchestrator.config.models.SCHEDULERS` (``asha``,
+``median``, ``forecast``, ``none``); adding a scheduler is adding a module (docs/extending.md).
 
 Ray's ASHA compares ``reward < cutoff`` and its median rule drops non-finite running means,
 so a trial whose objective is NaN is never "worse" than anyone: ASHA promotes it through
@@ -11,10 +15,9 @@ cutoffs of the others stay finite.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.models import AshaScheduler, MedianScheduler, SweepConfig
+from orchestrator.config.models import SweepConfig
 from orchestrator.reserved import STOP_REASON
 
 if TYPE_CHECKING:
@@ -52,44 +55,11 @@ def with_worst_objective(
     return result if ok else {**result, metric: worst_value(mode)}
 
 
-def _asha(cfg: Any, config: SweepConfig) -> TrialScheduler:
-    from orchestrator.tuning.safe_schedulers import SafeASHAScheduler
-
-    assert isinstance(cfg, AshaScheduler)
-    return SafeASHAScheduler(
-        time_attr=TIME_ATTR,
-        max_t=config.train.epochs,
-        grace_period=cfg.grace_period,
-        reduction_factor=cfg.reduction_factor,
-        brackets=cfg.brackets,
-    )
-
-
-def _median(cfg: Any, config: SweepConfig) -> TrialScheduler:
-    from orchestrator.tuning.safe_schedulers import SafeMedianStoppingRule
-
-    assert isinstance(cfg, MedianScheduler)
-    return SafeMedianStoppingRule(
-        time_attr=TIME_ATTR,
-        grace_period=cfg.grace_period,
-        min_samples_required=cfg.min_samples_required,
-    )
-
-
-def _none(cfg: Any, config: SweepConfig) -> TrialScheduler:
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-SCHEDULERS: dict[str, Callable[[Any, SweepConfig], TrialScheduler]] = {
-    "asha": _asha,
-    "median": _median,
-    "none": _none,
-}
-
-
 def build_scheduler(config: SweepConfig) -> TrialScheduler:
     """The configured scheduler; it compares trials by the primary objective."""
-    cfg = config.stopping.scheduler
-    return SCHEDULERS[cfg.kind](cfg, config)
+    scheduler = config.stopping.scheduler.build(metric=None, mode=None, max_t=config.train.epochs)
+    if hasattr(scheduler, "lr_schedule"):
+        # a scheduler that reads the learning-rate schedule (forecast) gets the sweep's;
+        # each trial's sampled optim.schedule.* apply on top
+        scheduler.lr_schedule = config.optim.schedule
+    return scheduler

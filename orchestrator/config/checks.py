@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.config.batch import batch_problem
+from orchestrator.config.conditions import find_cycle
+from orchestrator.config.loss_weighting import weighting_errors
+from orchestrator.config.metrics import train_metrics
 from orchestrator.config.models import SEARCHABLE_SECTIONS, ParamSpec, SweepConfig
+from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
-from orchestrator.search_space.batch import batch_problem
-from orchestrator.search_space.conditions import find_cycle
-from orchestrator.search_space.loss_weighting import weighting_errors
-from orchestrator.tasks import get_task
 
 #: Beyond this many discrete batch combinations the pre-check samples no further.
 _MAX_COMBINATIONS = 10_000
@@ -70,14 +71,8 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
         error(path, rule, value)
     errors.extend(weighting_errors(config, source))
 
-    sched = config.stopping.scheduler
-    grace = getattr(sched, "grace_period", None)
-    if grace is not None and grace > config.train.epochs:
-        error(
-            ("stopping", "scheduler", "grace_period"),
-            f"must be <= train.epochs ({config.train.epochs})",
-            grace,
-        )
+    for key, rule, value in config.stopping.scheduler.budget_problems(config.train.epochs):
+        error(("stopping", "scheduler", key), rule, value)
     backend = config.backend
     if backend.kind == "deepspeed":
         if backend.zero_stage == 3 and config.train.ema is not None:
@@ -87,7 +82,7 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
                 "(use zero_stage <= 2 or drop train.ema)",
                 config.train.ema.model_dump(),
             )
-        if config.batch.micro == "auto" or "auto" in (_discrete_values(config, "micro") or []):
+        if config.batch.micro == "auto" or "auto" in (discrete_values(config, "micro") or []):
             error(
                 ("batch", "micro"),
                 "auto needs backend.kind: ddp; DeepSpeed fixes the micro-batch when its "
@@ -103,10 +98,7 @@ def known_metrics(config: SweepConfig) -> list[str]:
     if chosen is not None:
         return chosen
     spec = get_task(config.task.kind)
-    train = ["train/loss", "train/grad_norm", "train/lr", "train/samples_per_s"]
-    for c in spec.components:
-        train += [f"train/loss_{c}", f"train/raw_{c}"]
-    return [*spec.val_metrics, *train]
+    return [*spec.val_metrics, *train_metrics(spec.components)]
 
 
 def _space_key_problems(config: SweepConfig, name: str, spec: ParamSpec) -> list[str]:
@@ -162,10 +154,10 @@ def _put(data: dict[str, Any], keys: list[str], value: Any) -> None:
 def _describe(exc: ValidationError, model: type[BaseModel], parts: list[str], value: Any) -> str:
     err = exc.errors(include_url=False)[0]
     if err["type"] == "extra_forbidden":
-        from orchestrator.config.loader import _known_keys
+        from orchestrator.config.loader import known_keys
 
         loc = [str(p) for p in err["loc"]]
-        known = _known_keys(model, tuple(loc[:-1]))
+        known = known_keys(model, tuple(loc[:-1]))
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f" (did you mean {parts[0]}.{'.'.join([*loc[:-1], close[0]])}?)" if close else ""
         return f"not a hyperparameter of section {parts[0]!r}{hint}"
@@ -183,7 +175,7 @@ def _can_take(spec: ParamSpec, value: Any) -> bool:
     return low <= value <= high
 
 
-def _discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
+def discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
     """All values ``batch.<key>`` can take, or None when there are too many to list."""
     spec = config.space.get(f"batch.{key}")
     if spec is None:
@@ -200,8 +192,8 @@ def _discrete_values(config: SweepConfig, key: str) -> list[int | str] | None:
 
 
 def _batch_errors(config: SweepConfig, source: Source) -> list[ConfigError]:
-    effective = _discrete_values(config, "effective")
-    micro = _discrete_values(config, "micro")
+    effective = discrete_values(config, "effective")
+    micro = discrete_values(config, "micro")
     if effective is None or micro is None or not effective or not micro:
         return []
     workers = config.resources.workers

@@ -2,7 +2,7 @@
 ``orchestrator.tasks`` entry-point group of the installed packages (docs/plugins.md).
 
 Only the named plugin is loaded, when its kind is first asked for; its entry point names a
-:class:`~orchestrator.tasks.TaskSpec` in a torch-free module, checked here like a built-in
+:class:`~orchestrator.config.task.TaskSpec` in a torch-free module, checked here like a built-in
 one before any sweep-file validation uses it.
 """
 
@@ -32,7 +32,7 @@ def load_plugin(kind: str, spec_type: type[Any]) -> Any | None:
     installed package declares ``kind``. Raises :class:`PluginError` naming the package."""
     from importlib.metadata import entry_points
 
-    from orchestrator.tasks.base import LossConfig, TaskConfig
+    from orchestrator.config.task import LossConfig, TaskConfig
 
     found = [ep for ep in entry_points(group=GROUP) if ep.name == kind]
     if not found:

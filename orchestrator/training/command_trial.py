@@ -13,19 +13,28 @@ import json
 import logging
 import os
 import queue
-import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from orchestrator.config.models import SweepConfig
-from orchestrator.divergence import build_rules
-from orchestrator.reserved import ERROR_TYPE, STOP_DETAIL, STOP_OUTPUT, STOP_REASON, STOP_STEP
+from orchestrator.divergence.epoch_check import EpochCheck
+from orchestrator.reserved import (
+    EPOCH,
+    ERROR_TYPE,
+    PREFIX,
+    STEP,
+    STOP_DETAIL,
+    STOP_OUTPUT,
+    STOP_REASON,
+    STOP_STEP,
+)
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
 from orchestrator.tasks.command.process import CommandProcess
+from orchestrator.tasks.command.record import command_argv, write_command_record
 from orchestrator.tasks.command.template import render
 from orchestrator.training.spec import TrialSpec
 
@@ -57,15 +66,10 @@ def run_command_trial(
     )
     if task.repo is not None:
         values["repo"] = task.repo
-    named = [render(arg, values) for arg in task.argument_templates()]
-    if isinstance(task.command, str):
-        line = " ".join([render(task.command, values, quote=True), *map(shlex.quote, named)])
-        argv = ["/bin/sh", "-c", line]
-    else:
-        argv = [render(arg, values) for arg in task.command] + named
+    argv = command_argv(task, values)
     cwd = work_dir / render(task.cwd, values) if task.cwd else work_dir
     env = command_env(config, spec.params, values, task)
-    (Path(trial_dir) / "command.json").write_text(json.dumps({"argv": argv, "cwd": str(cwd)}))
+    write_command_record(Path(trial_dir), task, values, work_dir)
 
     mapping = MetricMap(
         task.metrics, task.log.report_on if isinstance(task.log, JsonLinesLog) else None
@@ -84,7 +88,8 @@ def run_command_trial(
                 records.put(record)
 
     primary = config.primary
-    rules = build_rules(config.stopping.divergence, (primary.metric, primary.mode))
+    check = EpochCheck(config.stopping.divergence, (primary.metric, primary.mode))
+    history = check.history
     process = CommandProcess(
         argv,
         cwd=str(cwd),
@@ -93,7 +98,6 @@ def run_command_trial(
         tail_lines=task.tail_lines,
         on_line=on_line,
     )
-    history: list[dict[str, Any]] = []
 
     def new_epochs() -> list[dict[str, float]]:
         found = tail.poll() if tail is not None else []
@@ -121,7 +125,7 @@ def run_command_trial(
                 STOP_REASON: reason,
                 STOP_DETAIL: detail,
                 STOP_STEP: epoch,
-                "orch.epoch": epoch,
+                EPOCH: epoch,
             }
         )
         if output:
@@ -139,9 +143,8 @@ def run_command_trial(
             for metrics in new_epochs():
                 last_epoch_at = time.monotonic()
                 epoch = len(history) + 1
-                result: dict[str, Any] = {**metrics, "orch.epoch": epoch, "orch.step": epoch}
-                history.append(result)
-                reason = rules.check(history)
+                result: dict[str, Any] = {**metrics, EPOCH: epoch, STEP: epoch}
+                reason = check.add(result)
                 if reason is not None:
                     stop(reason.code, reason.detail, result, output=False)
                     return
@@ -213,7 +216,7 @@ def _finish(
                 STOP_DETAIL: failure,
                 ERROR_TYPE: "CommandFailed",
                 STOP_OUTPUT: output_tail(process),
-                "orch.epoch": done,
+                EPOCH: done,
             }
         )
     elif done < epochs:
@@ -223,7 +226,7 @@ def _finish(
                 STOP_DETAIL: f"the command exited (code 0) after {done} of train.epochs = "
                 f"{epochs} epochs",
                 STOP_STEP: done,
-                "orch.epoch": done,
+                EPOCH: done,
             }
         )
 
@@ -241,7 +244,7 @@ def command_env(
     env = dict(os.environ)
     # Python buffers a piped stdout; a regex on stdout would see epochs late
     env.setdefault("PYTHONUNBUFFERED", "1")
-    sampled = {k: v for k, v in params.items() if not k.startswith("orch.")}
+    sampled = {k: v for k, v in params.items() if not k.startswith(PREFIX)}
     env.update(
         {
             "ORCH_TRIAL_ID": str(values["trial.id"]),

@@ -10,9 +10,9 @@ import difflib
 from typing import Any
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import Source
 from orchestrator.errors import ConfigError
-from orchestrator.tasks import get_task
 
 _SHARE = "loss.share."
 

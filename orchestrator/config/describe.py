@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from orchestrator.config.batch import batch_problem
+from orchestrator.config.checks import discrete_values
 from orchestrator.config.models import SweepConfig
-from orchestrator.search_space.batch import batch_problem
-from orchestrator.search_space.checks import _discrete_values
 
 
 def describe(config: SweepConfig) -> str:
@@ -32,8 +32,8 @@ def describe(config: SweepConfig) -> str:
         if spec.when:
             when = "  when " + " and ".join(f"{k} in {v}" for k, v in spec.when.items())
         lines.append(f"    {name}: {what}{when}")
-    eff = _discrete_values(config, "effective")
-    mic = _discrete_values(config, "micro")
+    eff = discrete_values(config, "effective")
+    mic = discrete_values(config, "micro")
     if eff and mic:
         bad = [
             (e, m)

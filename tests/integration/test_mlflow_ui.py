@@ -1,0 +1,147 @@
+"""What a user sees in MLflow's own UI (headless Chromium on ``mlflow server``): the trials'
+logged models in the Models view, a trial's System metrics tab, the experiment in the
+model-training layout. The store is written by the sweep's own tracker and journal writer
+(two trials, weights, datasets, system samples), without Ray, so the page is what the
+writer produces. Screenshots are kept in the test's tmp folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.reserved import SYSTEM_SAMPLES
+from orchestrator.tasks.datasets import dataset_record
+from orchestrator.tracking.mlflow_tracker import SweepTracker
+from tests.integration.local_mlflow_stack import Service, free_ports, http_ok, wait_until
+from tests.integration.test_compare_report import CHROMIUM_FLAGS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    images = root / "images"
+    images.mkdir()
+    (images / "000001.png").write_bytes(b"png")
+    labels = root / "train.json"
+    labels.write_text('{"000001.png": ["cat"]}')
+    datasets = [
+        dataset_record("synthetic-train", "training", labels, {"num_images": 1},
+                       files=[labels], folders=[images]),
+        dataset_record("synthetic-val", "validation", labels, {"num_images": 1},
+                       files=[labels], folders=[images]),
+    ]  # fmt: skip
+    tracker = SweepTracker(uri, "uisweep", "uisweep", root / "sweep-1" / "tracking", fsync=False)
+    tracker.start_sweep({"optim.lr": 0.1}, {})
+    now = int(time.time() * 1000)
+    for number, tid in enumerate(("t1", "t2"), start=1):
+        tracker.start_trial(tid, f"trial-{number}", {"optim.lr": 0.01 * number})
+        tracker.log_datasets(tid, datasets)
+        for epoch in (1, 2):
+            samples = [
+                [now + (epoch * 3 + k) * 1000, {"cpu_utilization_percentage": 20.0 + k,
+                                                  "process_rss_megabytes": 300.0 + k}]
+                for k in range(3)
+            ]  # fmt: skip
+            result = {"val/map": 0.1 * epoch * number, "train/loss": 1.0 / epoch}
+            tracker.log_result(tid, {**result, SYSTEM_SAMPLES: samples}, epoch * 4)
+        weights = root / tid / "model"
+        weights.mkdir(parents=True)
+        (weights / "model.pt").write_bytes(b"weights")
+        tracker.log_trial_model(tid, str(weights))
+        tracker.end_trial(tid, "FINISHED", {"orch.status": "completed"})
+    tracker.register_best("t2", "trial-2")
+    tracker.end_sweep({"orch.num_trials": 2})
+    assert tracker.flush(600), tracker.writer.last_error
+    experiment_id = tracker.writer.state.experiment_id
+    runs = tracker.trial_runs
+    tracker.close()
+    return root, uri, experiment_id, runs
+
+
+@pytest.fixture(scope="module")
+def ui(store):
+    root, uri, *_ = store
+    (port,) = free_ports(1)
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--backend-store-uri", uri,
+    ]  # fmt: skip
+    server = Service(cmd, dict(os.environ), root / "server.log")
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 420, "mlflow server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.skip("chromium / chromedriver not installed (apt-get install -y chromium "
+                    "chromium-driver; .ci/run installs them)")  # fmt: skip
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium: pip install -e .[dev]")
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
+    for flag in [*flags, "--window-size=1600,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=DriverService(executable_path=driver_bin), options=options)
+    driver.set_page_load_timeout(180)
+    yield driver
+    driver.quit()
+
+
+def _page_text(browser, url: str, wanted: list[str], timeout_s: float = 180) -> str:
+    """Open ``url`` and wait (bounded) until the page shows every string of ``wanted``."""
+    browser.get(url)
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = browser.find_element("tag name", "body").text
+        if all(w in text for w in wanted):
+            return text
+        time.sleep(1)
+    raise AssertionError(f"{url}: never showed {wanted}; page text:\n{text[:2000]}")
+
+
+def test_models_view_lists_one_ready_logged_model_per_trial(store, ui, browser):
+    root, _, experiment_id, _ = store
+    url = f"{ui}/#/experiments/{experiment_id}/models?workflowType=machine_learning"
+    text = _page_text(browser, url, ["trial-1", "trial-2", "Ready"])
+    lines = text.splitlines()
+    assert lines.count("model") == 2 and lines.count("Ready") == 2, text
+    browser.save_screenshot(str(root / "models.png"))
+
+
+def test_a_trials_system_metrics_tab_charts_its_samples(store, ui, browser):
+    root, _, experiment_id, runs = store
+    url = (
+        f"{ui}/#/experiments/{experiment_id}/runs/{runs['t2']}/system-metrics"
+        "?workflowType=machine_learning"
+    )
+    text = _page_text(
+        browser, url, ["System metrics", "cpu_utilization_percentage", "process_rss_megabytes"]
+    )
+    assert "trial-2 (system/cpu_utilization_percentage)" in text, text
+    browser.save_screenshot(str(root / "system-metrics.png"))
+
+
+def test_the_experiment_opens_on_the_runs_table_in_model_training_layout(store, ui, browser):
+    root, _, experiment_id, _ = store
+    url = f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    text = _page_text(browser, url, ["Runs", "Models", "Dataset", "uisweep"])
+    assert "Model training" in text
+    browser.save_screenshot(str(root / "runs.png"))
