@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError, create_model
 from orchestrator.config.models import SweepConfig
 from orchestrator.config.overrides import apply_overrides
 from orchestrator.config.registry import KindRegistry
-from orchestrator.config.task import TASKS, get_task
+from orchestrator.config.task import get_task
 from orchestrator.config.yaml_source import KeyPath, Source, read_yaml
-from orchestrator.errors import ConfigError, ConfigErrors
+from orchestrator.errors import ConfigError, ConfigErrors, OrchestratorError
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
@@ -59,12 +59,15 @@ def _model_for(data: dict[str, Any], source: Source) -> type[SweepConfig]:
             [ConfigError(rule, file=file, line=line, key="task", value=task, has_value=True)]
         )
     kind = task.get("kind")
-    if kind not in TASKS:
+    try:
+        get_task(kind)  # a built-in, or an installed plugin (loaded and checked now)
+    except (KeyError, OrchestratorError) as exc:
         file, line = source.where(("task", "kind"))
+        rule = exc.args[0] if isinstance(exc, KeyError) else str(exc)
         raise ConfigErrors(
             [
                 ConfigError(
-                    f"unknown task kind; known: {', '.join(sorted(TASKS))}",
+                    str(rule).replace(f"unknown task kind {kind!r}", "unknown task kind"),
                     file=file,
                     line=line,
                     key="task.kind",
@@ -72,7 +75,7 @@ def _model_for(data: dict[str, Any], source: Source) -> type[SweepConfig]:
                     has_value=True,
                 )
             ]
-        )
+        ) from None
     return typed_model(kind)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -195,6 +195,11 @@ class Resources(StrictModel):
     #: CPUs reserved by the trial's own process; when ``workers > 1`` it only coordinates
     #: the workers, so a fraction is enough (Ray rejects 0).
     trial_cpus: float | None = Field(None, gt=0)
+    #: memory Ray reserves for each worker (GiB; Ray's ``memory`` resource); 0 = none
+    memory_per_worker_gb: float = Field(0.0, ge=0)
+    #: custom Ray resources each worker needs, e.g. ``{A100: 1}`` (a node started with
+    #: ``ray start --resources='{"A100": 4}'``)
+    custom_per_worker: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
 
 
 class BackendConfig(StrictModel):

@@ -15,7 +15,8 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
 
     Keys of ``space`` contain dots themselves (``space.loss.weight.cls``), so below
     ``space`` the rest of the path names one parameter, optionally followed by one
-    attribute of it (``space.optim.lr.float=[1e-5, 1e-3]``).
+    attribute of it (``space.optim.lr.float=[1e-5, 1e-3]``). Elsewhere a key the file
+    already spells with dots is matched whole (``task.options.optimizer.lr=...``).
     """
     for text in overrides:
         key, sep, raw_value = text.partition("=")
@@ -34,7 +35,7 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
 def _split(key: str, data: dict[str, Any]) -> KeyPath:
     parts = key.split(".")
     if parts[0] != "space" or len(parts) < 2:
-        return tuple(parts)
+        return _split_existing(parts, data)
     space = data.get("space") or {}
     rest = parts[1:]
     for n in range(len(rest), 0, -1):
@@ -42,6 +43,21 @@ def _split(key: str, data: dict[str, Any]) -> KeyPath:
         if name in space:
             return ("space", name, *rest[n:])
     return ("space", ".".join(rest))
+
+
+def _split_existing(parts: list[str], data: Any) -> KeyPath:
+    """Split on dots, except where the file already has a key with dots in it (a command's
+    ``task.options: {optimizer.lr: ...}``): the longest such key at each level wins."""
+    path: list[str] = []
+    node = data
+    while parts:
+        keys = node if isinstance(node, dict) else {}
+        n = next((k for k in range(len(parts), 1, -1) if ".".join(parts[:k]) in keys), 1)
+        name = ".".join(parts[:n])
+        path.append(name)
+        node = node.get(name) if isinstance(node, dict) else None
+        parts = parts[n:]
+    return tuple(path)
 
 
 def _set(data: dict[str, Any], path: KeyPath, value: Any, text: str) -> None:

@@ -35,6 +35,11 @@ class TaskConfig(StrictModel):
         """``(path, rule, value)`` of problems visible only with the whole sweep; none here."""
         return []
 
+    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The MLflow params of a trial's run, from all of its hyperparameters (dotted keys,
+        fixed and sampled): only what the trial uses. The built-in loop uses them all."""
+        return values
+
 
 class DataTaskConfig(TaskConfig):
     """A task whose ``data:`` section is a union tagged by ``kind`` (generated or on disk)."""
@@ -100,6 +105,10 @@ class TaskSpec:
     #: the train/val sets as MLflow dataset records (:mod:`orchestrator.tasks.datasets`),
     #: run in the driver after ``prepare``; None: the task names no data
     describe: Callable[[Any, Path], list[dict[str, Any]]] | None = None
+    #: ``module:function(spec, report, restored, *, checkpoints)`` run in every training
+    #: process in place of the built-in loop (``training.loop.run_trial``); ``impl`` is then
+    #: empty. None: the built-in loop
+    worker_loop: str | None = None
 
     def config_model(self) -> type[TaskConfig]:
         return self.config
@@ -119,6 +128,10 @@ class TaskSpec:
     def describe_data(self) -> Callable[[Any, Path], list[dict[str, Any]]] | None:
         return self.describe
 
+    def trial_loop(self) -> Any:
+        """The function each training process runs: the task's own, or the built-in loop."""
+        return _load(self.worker_loop or "orchestrator.training.loop:run_trial")
+
 
 #: ``task.kind`` -> its :class:`TaskSpec`, registered by each ``orchestrator.tasks.<x>.config``
 TASKS: Registry[TaskSpec] = Registry("task kind", ("orchestrator.tasks.*",))
@@ -129,9 +142,18 @@ def register_task(kind: str, spec: TaskSpec) -> TaskSpec:
     return TASKS.add(kind, spec)
 
 
-def get_task(kind: str) -> TaskSpec:
-    """The registered task ``kind``; KeyError lists the known names."""
-    return TASKS.get(kind)
+def get_task(kind: Any) -> TaskSpec:
+    """The registered task ``kind``, or the installed plugin of that name (registered on
+    first use); KeyError lists the known names, built-in and installed."""
+    from orchestrator.config.plugins import load_plugin, plugin_names
+
+    if isinstance(kind, str) and kind in TASKS:
+        return TASKS.get(kind)
+    spec = load_plugin(kind, TaskSpec) if isinstance(kind, str) else None
+    if spec is None:
+        known = sorted({*TASKS.names(), *plugin_names()})
+        raise KeyError(f"unknown task kind {kind!r}; known: {', '.join(known)}")
+    return register_task(kind, spec)
 
 
 def _load(path: str) -> Any:

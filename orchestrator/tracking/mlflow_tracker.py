@@ -238,6 +238,17 @@ class SweepTracker:
     def log_artifact(self, path: str) -> None:
         self.journal.append({"op": "artifacts", "key": SWEEP_KEY, "path": str(path)})
 
+    def log_trial_artifacts(self, trial_id: str, path: str, artifact_path: str) -> bool:
+        """Upload a trial's file or folder (a command's ``command.json``) into its child
+        run's artifacts, under ``artifact_path``; weights go through :meth:`log_trial_model`."""
+        key = trial_key(trial_id)
+        if key not in self.journal.created:
+            return False
+        self.journal.append(
+            {"op": "artifacts", "key": key, "path": path, "artifact_path": artifact_path}
+        )
+        return True
+
     def log_trial_model(self, trial_id: str, local_dir: str, name: str = MODEL_NAME) -> bool:
         """Log a trial's weights folder as an MLflow 3 logged model of its run, carrying
         the run's last ``train/``/``val/`` values (``search_logged_models`` ranks by them)."""

@@ -34,7 +34,7 @@ from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
 from orchestrator.tasks.command.process import CommandProcess
-from orchestrator.tasks.command.record import write_command_record
+from orchestrator.tasks.command.record import command_argv, write_command_record
 from orchestrator.tasks.command.template import render
 from orchestrator.training.spec import TrialSpec
 
@@ -66,10 +66,7 @@ def run_command_trial(
     )
     if task.repo is not None:
         values["repo"] = task.repo
-    if isinstance(task.command, str):
-        argv = ["/bin/sh", "-c", render(task.command, values, quote=True)]
-    else:
-        argv = [render(arg, values) for arg in task.command]
+    argv = command_argv(task, values)
     cwd = work_dir / render(task.cwd, values) if task.cwd else work_dir
     env = command_env(config, spec.params, values, task)
     write_command_record(Path(trial_dir), task, values, work_dir)

@@ -35,6 +35,10 @@ class TrialSpec:
     output_dir: str | None = None
     #: the sweep's memory verdicts (see :mod:`orchestrator.training.memory_cache`)
     memory_cache: str | None = None
+    #: Tune's trial id and name, and the trial's folder ("" when not run by Tune)
+    trial_id: str = ""
+    trial_name: str = ""
+    trial_dir: str = ""
 
     def config(self) -> SweepConfig:
         """The sweep, validated again in the trial's process.

@@ -27,6 +27,7 @@ from orchestrator.reserved import (
     STOPPED_BY,
 )
 from orchestrator.search_space.space import apply_params, flatten
+from orchestrator.tasks.base import TaskConfig
 from orchestrator.tracking.mlflow_tracker import MODEL_NAME, SweepTracker
 from orchestrator.tuning.summary import end_reason
 from orchestrator.tuning.trial_end import mark_finished, read_decision
@@ -88,18 +89,23 @@ class TrackingCallback(Callback):
         epochs: int,
         hyperparameters: dict[str, Any],
         datasets: list[dict[str, Any]] | None = None,
+        task: TaskConfig | None = None,
     ) -> None:
         self.tracker = tracker
         self.epochs = epochs
         self.hyperparameters = hyperparameters
         self.datasets = datasets or []
+        #: decides which hyperparameters a trial's run lists (``TaskConfig.trial_params``)
+        self.task = task
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        # every child run carries all of its trial's hyperparameters, fixed and sampled,
+        # every child run carries the hyperparameters its trial uses, fixed and sampled,
         # so runs compare side by side in MLflow without the sweep file
         resolved = flatten(apply_params(self.hyperparameters, trial.config))
+        if self.task is not None:
+            resolved = self.task.trial_params(resolved)
         orch = {k: v for k, v in trial.config.items() if k.startswith(PREFIX)}
         params = {**resolved, **orch}
         self._safe(self.tracker.start_trial, trial.trial_id, trial_label(trial), params)
@@ -129,6 +135,9 @@ class TrackingCallback(Callback):
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
+        command = os.path.join(trial.local_path or "", "command.json")
+        if os.path.isfile(command):  # a command trial's argv and cwd, failed ones above all
+            self._safe(self.tracker.log_trial_artifacts, trial.trial_id, command, "command")
         reason, detail = stop_reason(trial, self.epochs)
         if reason == "error":
             # the trainable ended a deterministic failure itself: Tune saw a normal end

@@ -31,6 +31,7 @@ from orchestrator.search_space.space import flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
 from orchestrator.tuning.fingerprint import save_sweep
+from orchestrator.tuning.placement import check_placement
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,
@@ -106,6 +107,7 @@ def run_sweep(
     _tune_environment()
     sweep_dir = _sweep_dir(config, resume_dir, sweep_dir)
     data_root = _prepare_data(config, out, resumed=resume_dir is not None)
+    check_placement(config, out, _init_ray, sweep_file)  # exits 2 on what can never run
     datasets = _describe_data(config, data_root) if config.tracking.enabled else []
     tracker, uri = _open_tracker(config, sweep_dir, sweep_file, resumed=resume_dir is not None)
     _init_ray(config)

@@ -32,10 +32,13 @@ KILL_AFTER_REPORTS_ENV = "ORCH_TEST_KILL_AFTER_REPORTS"
 def trial_resources(resources: Resources) -> dict[str, float]:
     """What the Tune trial process itself reserves."""
     if resources.workers == 1:
-        return {
+        own: dict[str, float] = {
             "cpu": resources.trial_cpus or resources.cpus_per_worker,
             "gpu": resources.gpus_per_worker,
         }
+        if resources.memory_per_worker_gb:
+            own["memory"] = resources.memory_per_worker_gb * 1024**3
+        return {**own, **resources.custom_per_worker}
     return {"cpu": resources.trial_cpus or COORDINATOR_CPUS, "gpu": 0}
 
 
@@ -75,6 +78,9 @@ def make_trainable(
             data_root=data_root,
             output_dir=output_dir,
             memory_cache=os.path.join(storage_path, "memory.json"),
+            trial_id=tune.get_context().get_trial_id(),
+            trial_name=tune.get_context().get_trial_name(),
+            trial_dir=trial_dir,
         )
         last: dict[str, Any] = {}
         epochs = int(sweep["train"]["epochs"])
@@ -110,9 +116,9 @@ def make_trainable(
                     trial_dir=trial_dir,
                 )
             elif resources.workers == 1:
-                from orchestrator.training.loop import run_trial
-
-                run_trial(spec, report, restored, checkpoints=True)
+                # the built-in loop, or the task's own (``python``: the user's function)
+                trial_loop = get_task(sweep["task"]["kind"]).trial_loop()
+                trial_loop(spec, report, restored, checkpoints=True)
             else:
                 last.update(_run_ddp(spec, resources, storage_path, finished))
             if not os.path.isfile(finished):
@@ -200,8 +206,6 @@ def _kill_after_reports(restored: dict[str, Any] | None) -> Callable[[], None]:
 def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
 
-    from orchestrator.training.loop import run_trial
-
     spec: TrialSpec = config["spec"]
     finished: str = config["finished"]
     epochs = int(spec.sweep["train"]["epochs"])
@@ -217,8 +221,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
         ray.train.report(sampler.attach(metrics) if sampler else metrics, checkpoint=saved)
 
     restored = _restored_state(ray.train.get_checkpoint(), rank)
+    trial_loop = get_task(spec.sweep["task"]["kind"]).trial_loop()
     try:
-        run_trial(spec, report, restored, checkpoints=True)
+        trial_loop(spec, report, restored, checkpoints=True)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -238,6 +243,9 @@ def _run_ddp(
     per_worker: dict[str, float] = {"CPU": resources.cpus_per_worker}
     if use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
+    if resources.memory_per_worker_gb:
+        per_worker["memory"] = resources.memory_per_worker_gb * 1024**3
+    per_worker.update(resources.custom_per_worker)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"spec": spec, "finished": finished},

@@ -156,7 +156,9 @@ class TunerFactory:
         if self.tracker:
             tune_callbacks.insert(
                 0,
-                TrackingCallback(self.tracker, epochs, config.hyperparameters(), self.datasets),
+                TrackingCallback(
+                    self.tracker, epochs, config.hyperparameters(), self.datasets, config.task
+                ),
             )
         tune_callbacks += list(callbacks or [])
         stopper = DivergenceStopper(

@@ -5,6 +5,7 @@ reason on record, and no process of any of them is left."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -65,6 +66,14 @@ def test_command_sweep_reports_epochs_stops_trials_and_leaves_no_process(tmp_pat
         run = client.get_run(row["run_id"])
         lr, giou = row["params"]["optim.lr"], row["params"]["loss.weight.giou"]
         assert float(run.data.params["optim.lr"]) == pytest.approx(lr)
+        # only what the command line uses: not optim.name, backend.* or batch.*
+        assert set(run.data.params) == {"optim.lr", "train.epochs", "loss.weight.giou"}
+        # the rendered command line, failed and stopped trials included
+        (artifact,) = client.list_artifacts(row["run_id"], "command")
+        assert artifact.path == "command/command.json"
+        local = client.download_artifacts(row["run_id"], "command/command.json", str(tmp_path))
+        argv = json.loads(Path(local).read_text())["argv"]
+        assert f"optimizer.lr={lr!r}" in argv and f"fake.tag={tag}" in argv
         if giou > 5:  # NaN at its 2nd epoch; its 1st equalled the best, so ASHA kept it
             assert (row["stop_reason"], row["epochs"]) == ("nonfinite", 2)
             assert run.data.tags["orch.stop_reason"] == "nonfinite"

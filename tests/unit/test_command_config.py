@@ -152,3 +152,97 @@ def test_validating_a_command_sweep_imports_no_torch(write_sweep):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_named_arguments_render_in_the_chosen_style(write_sweep):
+    base = BASE.replace(
+        "  metrics:",
+        "  args: {c: cfg.yml, output-dir: out, amp: true, resume: false, tune: null, "
+        "device: [0, 1], lr: '{optim.lr}'}\n"
+        "  options_flag: --cfg-options\n"
+        "  options: {model: {head: {w: '{loss.weight.giou}'}}, seed.x: 1.0e-05, b: '{{x}}'}\n"
+        "  metrics:",
+    )
+    task = load_sweep(write_sweep("", base=base)).task
+    assert task.argument_templates() == [
+        "-c", "cfg.yml", "--output-dir", "out", "--amp", "--device", "0", "1",
+        "--lr", "{optim.lr}",
+        "--cfg-options", "model.head.w={loss.weight.giou}", "seed.x=1.0e-05", "b={{x}}",
+    ]  # fmt: skip
+    equals = load_sweep(write_sweep("", base=base), ["task.args_style=--key=value"]).task
+    assert equals.argument_templates()[:4] == ["-c=cfg.yml", "--output-dir=out", "--amp",
+                                               "--device=0 1"]  # fmt: skip
+
+
+def test_an_override_reaches_a_named_argument_and_a_dotted_option(write_sweep):
+    base = BASE.replace(
+        "  metrics:",
+        "  args: {config: a.yml}\n  options: {optimizer.lr: '{optim.lr}', epoches: 3}\n  metrics:",
+    )
+    task = load_sweep(
+        write_sweep("", base=base), ["task.args.config=my.yml", "task.options.epoches=1"]
+    ).task
+    assert task.args == {"config": "my.yml"}
+    assert task.options == {"optimizer.lr": "{optim.lr}", "epoches": 1}
+
+
+def test_searched_keys_may_be_used_by_args_or_options_only(write_sweep):
+    base = BASE.replace(
+        '  command: [python, train.py, -u, "optimizer.lr={optim.lr}", "w={loss.weight.giou}"]',
+        "  command: [python, train.py]\n  args: {lr: '{optim.lr}'}\n"
+        "  options: {w: '{loss.weight.giou}'}",
+    )
+    load_sweep(write_sweep("", base=base))  # no 'searched but never used'
+    (msg,) = _errors(write_sweep, base=base, overrides=["task.args={'--lr': 1}"])
+    assert "task.args: an argument name is letters, digits, _ . -" in msg
+    assert "got '--lr'" in msg
+
+
+def test_the_shipped_rtdetr_file_renders_rtdetrs_command_line():
+    from pathlib import Path
+
+    from orchestrator.tasks.command.template import render
+
+    path = Path(__file__).resolve().parents[2] / "search_spaces" / "rtdetr_external.yaml"
+    task = load_sweep(path).task
+    values = {"train.seed": 0, "trial.work_dir": "/w", "optim.lr": 1e-05, "train.epochs": 12,
+              "batch.effective": 16, "loss.weight.vfl": 1.0, "loss.weight.bbox": 5.0,
+              "loss.weight.giou": 2.0, "loss.focal.gamma": 2.0,
+              "loss.focal.alpha": 0.75}  # fmt: skip
+    argv = task.command + [render(a, values) for a in task.argument_templates()]
+    assert argv == [
+        "python", "tools/train.py", "--config", "configs/rtdetrv2/rtdetrv2_r18vd_120e_coco.yml",
+        "--seed", "0", "--output-dir", "/w", "-u", "optimizer.lr=1.0e-05", "epoches=12",
+        "train_dataloader.total_batch_size=16", "RTDETRCriterionv2.weight_dict.loss_vfl=1.0",
+        "RTDETRCriterionv2.weight_dict.loss_bbox=5.0",
+        "RTDETRCriterionv2.weight_dict.loss_giou=2.0", "RTDETRCriterionv2.gamma=2.0",
+        "RTDETRCriterionv2.alpha=0.75",
+    ]  # fmt: skip
+
+
+def test_a_trials_params_are_what_its_command_uses(write_sweep):
+    from orchestrator.search_space.space import flatten
+
+    config = load_sweep(write_sweep("", base=BASE))
+    values = flatten(config.hyperparameters())
+    assert "optim.name" in values and "backend.kind" in values  # what the loop would use
+    # BASE templates optim.lr and loss.weight.giou; train.epochs is the sweep's own
+    assert config.task.trial_params(values) == {
+        "optim.lr": 1e-4,
+        "loss.weight.giou": 2.0,
+        "sweep.train.epochs": 8,
+    }
+    templated = load_sweep(
+        write_sweep("", base=BASE), ["task.options={epoches: '{train.epochs}'}"]
+    ).task
+    assert templated.trial_params(values) == {
+        "optim.lr": 1e-4,
+        "loss.weight.giou": 2.0,
+        "train.epochs": 8,
+    }
+
+
+def test_an_option_given_both_dotted_and_nested_is_an_error(write_sweep):
+    base = BASE.replace("  metrics:", "  options: {a.b: 1, a: {b: 2, c: 3}}\n  metrics:")
+    (msg,) = _errors(write_sweep, base=base)
+    assert "task.options: options: a.b given twice (dotted and nested)" in msg

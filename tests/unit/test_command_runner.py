@@ -259,3 +259,70 @@ tracking: {{uri: "sqlite:////tmp/ext/mlflow.db", experiment: ext-exp}}
     assert env["MY_LR"] == "lr=0.0002"
     assert env["PYTHONUNBUFFERED"] == "1"
     assert "MLFLOW_RUN_ID" not in env  # created by the driver; see docs/external-command.md
+
+
+NAMED = """\
+name: ext
+task:
+  kind: command
+  command: [{python}, {fake}]
+  args: {{config: cfg.yml}}
+  options_flag: -u
+  options:
+    optimizer: {{lr: "{{optim.lr}}"}}
+    epoches: "{{train.epochs}}"
+    RTDETRCriterionv2.weight_dict.loss_giou: "{{loss.weight.giou}}"
+    output_dir: "{{trial.work_dir}}"
+    fake.epoch_s: 0.05
+    fake.tag: {tag}
+  metrics: {{val/map: "test_coco_eval_bbox[0]"}}
+  poll_s: 0.05
+loss: {{weight: {{giou: 2.0}}}}
+train: {{epochs: 2}}
+objective: {{metric: val/map, mode: max}}
+space:
+  optim.lr: {{float: [1.0e-5, 1.0e-3], log: true}}
+tracking: {{enabled: false}}
+"""
+
+
+def test_named_arguments_and_their_overrides_reach_the_process(tmp_path):
+    from orchestrator.config import load_sweep
+
+    tag = f"orch-test-{uuid.uuid4().hex}"
+    path = tmp_path / "named.yaml"
+    path.write_text(NAMED.format(python=sys.executable, fake=FAKE, tag=tag))
+    config = load_sweep(
+        path, ["task.args.config=my.yml", "task.options.RTDETRCriterionv2.weight_dict.loss_giou=3"]
+    )
+    spec = TrialSpec(
+        sweep=config.model_dump(by_alias=True, mode="json"),
+        params={"optim.lr": 2e-4},
+        data_root="/nowhere",
+    )
+    reports: list[dict[str, Any]] = []
+    trial_dir = tmp_path / "trial"
+    run_command_trial(
+        spec, reports.append, trial_id="a_1", trial_name="t_a_1", trial_dir=str(trial_dir)
+    )
+    argv = json.loads((trial_dir / "command.json").read_text())["argv"]
+    work = trial_dir / "work"
+    assert argv[2:] == [
+        "--config",
+        "my.yml",
+        "-u",
+        "optimizer.lr=0.0002",
+        "epoches=2",
+        "RTDETRCriterionv2.weight_dict.loss_giou=3",
+        f"output_dir={work}",
+        "fake.epoch_s=0.05",
+        f"fake.tag={tag}",
+    ]
+    # the script read them back
+    cfg = next(
+        json.loads(line[5:])
+        for line in (trial_dir / "output.log").read_text().splitlines()
+        if line.startswith("cfg: ")
+    )
+    assert cfg["config"] == "my.yml" and cfg["optimizer"]["lr"] == 2e-4
+    assert [r["val/map"] for r in reports] == pytest.approx([100 * 2e-4, 200 * 2e-4])

@@ -20,12 +20,16 @@ from orchestrator.config.task import LossConfig, TaskConfig, TaskSpec, register_
 from orchestrator.errors import ConfigError
 from orchestrator.search_space.space import flatten
 from orchestrator.tasks.command.metrics import parse_field
-from orchestrator.tasks.command.template import TemplateError, placeholders
+from orchestrator.tasks.command.template import TemplateError, format_value, placeholders
 
 #: placeholders filled per trial (besides hyperparameters, ``env.NAME`` and ``repo``)
 TRIAL_KEYS = ("trial.id", "trial.name", "trial.dir", "trial.work_dir")
+#: hyperparameters the sweep reads for a command trial itself (logged as ``sweep.<key>``)
+SWEEP_OWN = ("train.epochs",)
 #: (path in the sweep file, rule, offending value)
 Problem = tuple[tuple[str, ...], str, Any]
+#: a named argument's value: text (templated), a number, a flag (true/false), a list
+ArgValue = str | int | float | bool | None | list[str | int | float]
 
 
 class JsonLinesLog(StrictModel):
@@ -69,6 +73,17 @@ class CommandTaskConfig(TaskConfig):
     #: the argument list (one list item = one argument, placeholders allowed); a single
     #: string only with ``shell: true``
     command: list[str] | str
+    #: named arguments after ``command``: ``--key value`` (a one-letter key: ``-k value``);
+    #: true = the bare flag, false/null = left out, a list = ``--key v1 v2``; templated
+    args: dict[str, ArgValue] = Field(default_factory=dict)
+    #: how ``args`` are written: ``--key value`` (two arguments) or ``--key=value`` (one)
+    args_style: Literal["--key value", "--key=value"] = "--key value"
+    #: ``key=value`` config overrides after ``args``, introduced by ``options_flag``;
+    #: nested mappings are flattened to dotted keys (``optimizer.lr``); templated
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: the flag before ``options``: ``-u`` (RT-DETR), ``--cfg-options`` (MMDetection);
+    #: null = bare ``key=value`` items (Hydra)
+    options_flag: str | None = None
     #: run ``command`` (a string) through ``/bin/sh -c``; placeholder values are quoted
     shell: bool = False
     #: the user's training repository, as ``{repo}``; set it with ``-o task.repo=PATH``
@@ -103,6 +118,30 @@ class CommandTaskConfig(TaskConfig):
                 placeholders(text)
             except TemplateError as exc:
                 raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v: dict[str, ArgValue]) -> dict[str, ArgValue]:
+        for key in v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", key):
+                raise ValueError(
+                    f"an argument name is letters, digits, _ . - (written without its "
+                    f"leading dashes), got {key!r}"
+                )
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in flatten(v).items():
+            if isinstance(value, dict | list):
+                raise ValueError(f"options.{key}: give a single value, got {value!r}")
+        names = _dotted_names(v)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            # {a.b: 1} beside {a: {b: 2}}: one of them would be lost without a word
+            raise ValueError(f"options: {', '.join(twice)} given twice (dotted and nested)")
         return v
 
     @field_validator("metrics")
@@ -148,19 +187,61 @@ class CommandTaskConfig(TaskConfig):
         if isinstance(self.command, str):
             out[("task", "command")] = self.command
         else:
-            for i, arg in enumerate(self.command):
-                out[("task", "command", f"[{i}]")] = arg
+            for i, text in enumerate(self.command):
+                out[("task", "command", f"[{i}]")] = text
         if self.cwd is not None:
             out[("task", "cwd")] = self.cwd
         for key, value in self.env.items():
             out[("task", "env", key)] = value
+        for key, arg in self.args.items():
+            if isinstance(arg, str):
+                out[("task", "args", key)] = arg
+            elif isinstance(arg, list):
+                for i, item in enumerate(arg):
+                    if isinstance(item, str):
+                        out[("task", "args", key, f"[{i}]")] = item
+        for key, option in flatten(self.options).items():
+            if isinstance(option, str):
+                out[("task", "options", key)] = option
         if isinstance(self.log, JsonLinesLog):
             out[("task", "log", "path")] = self.log.path
+        return out
+
+    def argument_templates(self) -> list[str]:
+        """``args`` and ``options`` as argument templates, in order, after ``command``."""
+        out: list[str] = []
+        for key, value in self.args.items():
+            flag = ("-" if len(key) == 1 else "--") + key
+            if value is None or value is False:
+                continue
+            if value is True:
+                out.append(flag)
+                continue
+            items = [_literal(x) for x in (value if isinstance(value, list) else [value])]
+            if self.args_style == "--key=value":
+                out.append(f"{flag}={' '.join(items)}")
+            else:
+                out += [flag, *items]
+        options = flatten(self.options)
+        if options and self.options_flag:
+            out.append(self.options_flag)
+        out += [f"{key}={_literal(value)}" for key, value in options.items()]
         return out
 
     def reported_metrics(self) -> list[str]:
         """The metric names of ``metrics``: what objectives and rules may use."""
         return list(self.metrics)
+
+    def trial_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters the command line, cwd, env or log path use; plus, marked
+        ``sweep.``, ``train.epochs`` when untemplated: the sweep itself reads it (how many
+        epochs the script should log), the script never sees it."""
+        used = {p.name for text in self.templates().values() for p in placeholders(text)}
+        params = {k: v for k, v in values.items() if k in used}
+        for key in SWEEP_OWN:
+            if key in values and key not in used:
+                params[f"sweep.{key}"] = values[key]
+        return params
 
     def sweep_problems(self, sweep: Any) -> list[Problem]:
         """Problems only visible with the whole sweep: placeholders without a value,
@@ -175,7 +256,7 @@ class CommandTaskConfig(TaskConfig):
         known = set(values) | searched | set(TRIAL_KEYS) | {"repo"}
         used: set[str] = set()
         for path, text in self.templates().items():
-            where = path[:2] if path[-1].startswith("[") else path  # command[i] -> command
+            where = path[:-1] if path[-1].startswith("[") else path  # command[i] -> command
             for p in placeholders(text):
                 used.add(p.name)
                 if p.name.startswith("env.") or p.name in known:
@@ -218,8 +299,9 @@ class CommandTaskConfig(TaskConfig):
             problems.append(
                 (
                     ("space", key),
-                    "searched but never used by task.command, cwd, env or log.path: every "
-                    f"trial would run the same command; add {{{key}}} to the command",
+                    "searched but never used by task.command, args, options, cwd, env or "
+                    "log.path: every trial would run the same command; add "
+                    f"{{{key}}} to the command",
                     key,
                 )
             )
@@ -243,6 +325,23 @@ class CommandTaskConfig(TaskConfig):
                 )
             )
         return problems
+
+
+def _dotted_names(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf's dotted name, repeats kept (``flatten`` keeps only the last)."""
+    out: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        out += _dotted_names(value, name + ".") if isinstance(value, dict) and value else [name]
+    return out
+
+
+def _literal(value: Any) -> str:
+    """A fixed (non-text) value as a template: written as placeholders' values are, and
+    with braces escaped so it renders to itself."""
+    if isinstance(value, str):
+        return value
+    return format_value(value).replace("{", "{{").replace("}", "}}")
 
 
 class CommandLossConfig(LossConfig):

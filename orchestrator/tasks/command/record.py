@@ -8,6 +8,7 @@ kept, copied and uploaded. The process itself runs with the real values.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from orchestrator.tasks.command.config import CommandTaskConfig
 from orchestrator.tasks.command.template import render
 
 
-def _argv(task: CommandTaskConfig, values: dict[str, Any]) -> list[str]:
-    """The argv as runner.py builds it: a string command runs under ``/bin/sh -c``."""
+def command_argv(task: CommandTaskConfig, values: dict[str, Any]) -> list[str]:
+    """The trial's argv: the command, then its named arguments and options
+    (``task.args``, ``task.options``); a string command runs under ``/bin/sh -c``."""
+    named = [render(arg, values) for arg in task.argument_templates()]
     if isinstance(task.command, str):
-        return ["/bin/sh", "-c", render(task.command, values, quote=True)]
-    return [render(arg, values) for arg in task.command]
+        line = " ".join([render(task.command, values, quote=True), *map(shlex.quote, named)])
+        return ["/bin/sh", "-c", line]
+    return [render(arg, values) for arg in task.command] + named
 
 
 def write_command_record(
@@ -29,5 +33,5 @@ def write_command_record(
     """Write ``trial_dir/command.json`` with environment values masked."""
     shown = mask_env_values(values)
     cwd = work_dir / render(task.cwd, shown) if task.cwd else work_dir
-    record = {"argv": _argv(task, shown), "cwd": str(cwd)}
+    record = {"argv": command_argv(task, shown), "cwd": str(cwd)}
     (trial_dir / "command.json").write_text(json.dumps(record))

@@ -1,0 +1,1 @@
+"""An example orchestrator task plugin: ``task.kind: line`` (fit a line)."""
