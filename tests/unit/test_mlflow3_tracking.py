@@ -105,7 +105,14 @@ def test_replayed_model_register_and_dataset_ops_make_no_duplicates(tmp_path, st
     root = tmp_path / "sweep-1" / "tracking"
     # a kill before state.json recorded anything after the experiment: all is applied again
     state = json.loads((root / "state.json").read_text())
-    (root / "state.json").write_text(json.dumps({**state, "applied": 1, "runs": {}}))
+    journal = Journal(root)
+    start, digest = journal.mark(0)  # state.json names its last applied op by place and hash
+    journal.close()
+    (root / "state.json").write_text(
+        json.dumps(
+            {**state, "applied": 1, "applied_start": start, "applied_digest": digest, "runs": {}}
+        )
+    )
     writer = JournalWriter(Journal(root), store)
     assert writer.drain(120)
     writer.stop()
