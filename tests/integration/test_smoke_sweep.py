@@ -209,7 +209,7 @@ def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run):
                 break
             except OSError:
                 time.sleep(1)
-        studies = json.loads(body)["studies"]
+        studies = json.loads(body)["study_summaries"]  # optuna-dashboard's API
         assert [s["study_name"] for s in studies] == [Path(summary["sweep_dir"]).name]
     finally:
         proc.terminate()
