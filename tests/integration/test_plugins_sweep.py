@@ -8,12 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import optuna
 import pytest
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from orchestrator.config import load_sweep
 from orchestrator.config.models import SAMPLERS, SCHEDULERS, SamplerConfig, SchedulerConfig
 
 pytestmark = pytest.mark.integration
+
+
+class StopAtOnce(FIFOScheduler):
+    """The toy scheduler's Ray side (module level: Tune pickles its scheduler)."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: Any) -> str:
+        return TrialScheduler.STOP
 
 
 class FirstReportOnly(SchedulerConfig):
@@ -22,13 +31,14 @@ class FirstReportOnly(SchedulerConfig):
     kind: Literal["first_report"] = "first_report"
 
     def build(self, *, metric: str | None, mode: str | None, max_t: int, safe: bool = True) -> Any:
-        from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-
-        class StopAtOnce(FIFOScheduler):
-            def on_trial_result(self, tune_controller: Any, trial: Any, result: Any) -> str:
-                return TrialScheduler.STOP
-
         return StopAtOnce()
+
+
+class Lowest(optuna.samplers.RandomSampler):
+    """The toy sampler's Optuna side (module level: Ray pickles the searcher)."""
+
+    def sample_independent(self, study, trial, name, distribution):  # type: ignore[no-untyped-def]
+        return distribution.low
 
 
 class LowestValues(SamplerConfig):
@@ -37,12 +47,6 @@ class LowestValues(SamplerConfig):
     kind: Literal["lowest"] = "lowest"
 
     def build(self, *, concurrent: bool, space: dict[str, Any]) -> Any:
-        import optuna
-
-        class Lowest(optuna.samplers.RandomSampler):
-            def sample_independent(self, study, trial, name, distribution):  # type: ignore[no-untyped-def]
-                return distribution.low
-
         return Lowest(seed=self.seed)
 
 
@@ -76,7 +80,12 @@ def test_registered_scheduler_and_sampler_drive_a_real_sweep(tmp_path: Path, plu
     path = tmp_path / "s.yaml"
     path.write_text(SWEEP.replace("DIR", str(tmp_path / "sweeps")))
     config = load_sweep(path)
-    summary = run_sweep(config, str(path), out=io.StringIO())
+    try:
+        summary = run_sweep(config, str(path), out=io.StringIO())
+    finally:
+        import ray
+
+        ray.shutdown()  # the sweep ran in this process: later tests start their own Ray
     assert len(summary.trials) == 2
     for row in summary.trials:
         assert row.params["optim.lr"] == pytest.approx(0.002)  # the sampler's choice
