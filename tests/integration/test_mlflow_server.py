@@ -103,7 +103,9 @@ def sweep(stack):
         cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"open {stack['url']} in a browser" in proc.stdout
+    # the end summary opens the experiment's runs table on the server (model-training view)
+    assert f"open {stack['url']}/#/experiments/" in proc.stdout
+    assert "runs?workflowType=machine_learning in a browser" in proc.stdout
     return proc
 
 
