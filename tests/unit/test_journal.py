@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from orchestrator.tracking.journal import Journal, JournalState, trial_key
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tracking.writer import JournalBusyError, JournalWriter
+from tests.unit.journal_state import rewind_applied
 
 
 @pytest.fixture
@@ -82,15 +83,7 @@ def test_replayed_ops_after_a_kill_make_no_duplicates(tmp_path, store):
     root = tmp_path / "sweep-1" / "tracking"
     # a kill between applying ops and recording it: state.json says only the experiment
     # was applied, so the runs and metrics are applied a second time
-    state = json.loads((root / "state.json").read_text())
-    journal = Journal(root)
-    start, digest = journal.mark(0)
-    journal.close()
-    (root / "state.json").write_text(
-        json.dumps(
-            {**state, "applied": 1, "applied_start": start, "applied_digest": digest, "runs": {}}
-        )
-    )
+    state = rewind_applied(root, 1)
     writer = JournalWriter(Journal(root), store)
     assert writer.drain(60)
     writer.stop()

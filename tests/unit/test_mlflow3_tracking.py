@@ -13,6 +13,7 @@ from orchestrator.tasks.datasets import dataset_record
 from orchestrator.tracking.journal import Journal, trial_key
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tracking.writer import JournalWriter
+from tests.unit.journal_state import rewind_applied
 
 
 @pytest.fixture
@@ -104,15 +105,7 @@ def test_replayed_model_register_and_dataset_ops_make_no_duplicates(tmp_path, st
     tracker.close()
     root = tmp_path / "sweep-1" / "tracking"
     # a kill before state.json recorded anything after the experiment: all is applied again
-    state = json.loads((root / "state.json").read_text())
-    journal = Journal(root)
-    start, digest = journal.mark(0)  # state.json names its last applied op by place and hash
-    journal.close()
-    (root / "state.json").write_text(
-        json.dumps(
-            {**state, "applied": 1, "applied_start": start, "applied_digest": digest, "runs": {}}
-        )
-    )
+    state = rewind_applied(root, 1)
     writer = JournalWriter(Journal(root), store)
     assert writer.drain(120)
     writer.stop()
