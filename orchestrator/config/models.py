@@ -312,6 +312,11 @@ class SweepSettings(StrictModel):
     #: restarts of a trial after an infrastructure failure (OOM, lost worker or node,
     #: preemption); a deterministic error or a divergence is never retried
     max_retries: int = Field(2, ge=0)
+    #: run the next trial in the Ray actor process the last one ended in: imports (torch,
+    #: Accelerate, MLflow) and first-call costs are paid once per process instead of once
+    #: per trial (docs/performance.md); false gives every trial a fresh process (a
+    #: ``python`` task whose function keeps global state between calls)
+    reuse_processes: bool = True
     #: the Optuna study's storage, for optuna-dashboard: null = ``optuna.journal`` in the
     #: sweep folder; an SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``) for a
     #: cluster, where the driver's sweep folder is not where you look

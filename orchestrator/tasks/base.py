@@ -75,6 +75,9 @@ class Task(Protocol):
     val_metrics: ClassVar[tuple[str, ...]]
     #: loss component names, used for ``train/loss_<name>`` and ``train/raw_<name>``.
     components: ClassVar[tuple[str, ...]]
+    # Optional: ``mlflow_format: ClassVar[str] = "pickle"`` for a model torch.export cannot
+    # trace (data-dependent control flow); the final MLflow model is then pickled at once
+    # instead of after a failed ``pt2`` export (training/export.py). Default: ``pt2``.
 
     def __init__(self, config: Any, loss: Any, *, seed: int, data_root: Path) -> None: ...
 

@@ -35,11 +35,10 @@ def capture(
     step: int,
 ) -> dict[str, Any]:
     """This rank's state after epoch ``epoch`` (1-based, i.e. the epochs done) at ``step``."""
-    accelerator = parts.accelerator
     state: dict[str, Any] = {
         "epoch": epoch,
         "step": step,
-        "model": accelerator.unwrap_model(parts.model).state_dict(),
+        "model": parts.unwrapped().state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "schedule": parts.schedule.state_dict(),
         "ema": parts.ema.state_dict() if parts.ema is not None else None,
@@ -72,7 +71,7 @@ def apply(
             f"the checkpoint was written by {workers} workers, this trial has {fit.plan.workers}"
         )
     fit.restore(micro, state["backoffs"], state["start_micro"], parts)
-    parts.accelerator.unwrap_model(parts.model).load_state_dict(state["model"])
+    parts.unwrapped().load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.schedule.load_state_dict(state["schedule"])
     if parts.ema is not None and state["ema"] is not None:

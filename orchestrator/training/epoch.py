@@ -213,7 +213,7 @@ def _end_step(
     step_sums.zero_()
     parts.schedule.step()
     if parts.ema is not None:
-        parts.ema.update_parameters(parts.accelerator.unwrap_model(parts.model))
+        parts.ema.update_parameters(parts.unwrapped())
 
 
 def pack(out: Any, components: tuple[str, ...]) -> torch.Tensor:

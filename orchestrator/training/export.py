@@ -37,11 +37,21 @@ def _numpy(output: Any) -> Any:
     return None
 
 
-def save_mlflow_model(module: torch.nn.Module, example: torch.Tensor | None, out: Path) -> bool:
+#: MLflow's default serialisation: ``torch.export`` (loading runs no pickled code)
+PT2 = "pt2"
+
+
+def save_mlflow_model(
+    module: torch.nn.Module, example: torch.Tensor | None, out: Path, serialization: str = PT2
+) -> bool:
     """Write ``module`` as an MLflow model folder at ``out`` (which must not exist yet).
 
-    Best effort: a model whose output MLflow cannot describe is saved without an output
-    schema; any failure leaves no folder and returns False (the plain ``model.pt`` stays).
+    ``serialization`` is the task's ``mlflow_format`` (``pt2`` or ``pickle``): a model
+    with data-dependent control flow (a detector's NMS / matching) cannot be traced by
+    ``torch.export``, and finding that out costs ~15 s per trial on 2 cores, so such a
+    task asks for ``pickle`` up front. Best effort: a model whose output MLflow cannot
+    describe is saved without an output schema; any failure leaves no folder and returns
+    False (the plain ``model.pt`` stays).
     """
     try:
         import mlflow.pytorch
@@ -65,8 +75,11 @@ def save_mlflow_model(module: torch.nn.Module, example: torch.Tensor | None, out
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=requirements,
+                serialization_format=serialization,
             )
         except Exception:
+            if serialization != PT2:
+                raise
             # the default torch.export format cannot trace data-dependent control flow
             # (a detector's NMS loop); the pickled module loads back the same way
             import shutil

@@ -45,20 +45,38 @@ class TrialParts:
 
     def start_ema(self) -> None:
         """Start the moving average from the current weights (after calibration)."""
-        self.ema = _ema(self.accelerator.unwrap_model(self.model), self.trial)
+        self.ema = _ema(self.unwrapped(), self.trial)
 
     def evaluated_model(self) -> torch.nn.Module:
         """What the trial evaluates and saves: the EMA when on, else the model itself."""
         if self.ema is not None:
             return self.ema.module
-        return self.accelerator.unwrap_model(self.model)
+        return self.unwrapped()
+
+    def unwrapped(self) -> torch.nn.Module:
+        """The trained module without its DDP / DeepSpeed / ``torch.compile`` wrapper.
+
+        Accelerate's ``unwrap_model`` imports DeepSpeed (and through it MLflow) whenever it
+        is installed, about 6 s in a fresh trial process (docs/performance.md): only a
+        DeepSpeed trial needs that."""
+        if self.deepspeed:
+            return self.accelerator.unwrap_model(self.model)  # type: ignore[no-any-return]
+        model = self.model
+        model = getattr(model, "_orig_mod", model)  # torch.compile
+        while isinstance(
+            model, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel
+        ):
+            model = model.module
+        return model
 
     def weights_state(self) -> dict[str, Any]:
         """The state dict :class:`~orchestrator.training.weights.TrialWeights` saves; a
         collective under ZeRO-3 (parameters are partitioned), so every rank calls it."""
         if self.ema is not None:
             return self.ema.module.state_dict()
-        return self.accelerator.get_state_dict(self.model)
+        if self.deepspeed:
+            return self.accelerator.get_state_dict(self.model)  # type: ignore[no-any-return]
+        return self.unwrapped().state_dict()
 
 
 def build_parts(trial: ResolvedTrial) -> TrialParts:
@@ -111,6 +129,8 @@ def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
     from accelerate import Accelerator
 
     backend = trial.backend
+    if plan.workers == 1:
+        _forget_previous_trial()
     kwargs: dict[str, Any] = {
         "gradient_accumulation_steps": plan.accum,
         "mixed_precision": backend.mixed_precision,
@@ -121,6 +141,17 @@ def _accelerator(trial: ResolvedTrial, plan: BatchPlan) -> Any:
 
         kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(trial, plan))
     return Accelerator(**kwargs)
+
+
+def _forget_previous_trial() -> None:
+    """Accelerate keeps process-wide singletons (mixed precision, accumulation steps, the
+    device); a Tune actor reused for the next trial (``sweep.reuse_processes``) still holds
+    the last trial's, and Accelerate refuses to change them."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    if AcceleratorState._shared_state:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
 
 
 def deepspeed_config(trial: ResolvedTrial, plan: BatchPlan) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class TrialWeights:
             self._flavour(cpu)
 
     def _flavour(self, state: dict[str, Any]) -> None:
-        from orchestrator.training.export import first_tensor, save_mlflow_model
+        from orchestrator.training.export import PT2, first_tensor, save_mlflow_model
 
         # rebuilt from the state dict: the trained module may be wrapped or sharded
         module = self.task.build_model()
@@ -62,7 +62,8 @@ class TrialWeights:
         example = first_tensor(next(iter(self.val_loader), None))
         with tempfile.TemporaryDirectory(prefix="orch-flavour-") as staging:
             folder = Path(staging) / "model"  # MLflow writes a folder that must not exist
-            if save_mlflow_model(module, example, folder):
+            serialization = getattr(self.task, "mlflow_format", PT2)
+            if save_mlflow_model(module, example, folder, serialization):
                 _move_into(folder, self.out)
 
 

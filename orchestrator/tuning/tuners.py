@@ -172,6 +172,7 @@ class TunerFactory:
                 search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
                 scheduler=scheduler,
                 num_samples=num_samples,
+                reuse_actors=config.sweep.reuse_processes,
             ),
             run_config=tune.RunConfig(
                 name=name,

@@ -26,6 +26,8 @@ class DetectorTask:
 
     val_metrics: ClassVar[tuple[str, ...]] = VAL_METRICS
     components: ClassVar[tuple[str, ...]] = COMPONENTS
+    #: post-processing with data-dependent control flow: torch.export cannot trace it
+    mlflow_format: ClassVar[str] = "pickle"
 
     def __init__(
         self,
