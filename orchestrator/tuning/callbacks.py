@@ -30,7 +30,7 @@ from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.base import TaskConfig
 from orchestrator.tracking.mlflow_tracker import MODEL_NAME, SweepTracker
 from orchestrator.tuning.summary import end_reason
-from orchestrator.tuning.trial_end import mark_finished, read_decision
+from orchestrator.tuning.trial_end import folder_of, mark_finished, read_decision
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def trial_label(trial: Trial) -> str:
 def stop_reason(trial: Trial, epochs: int) -> tuple[str, str]:
     """Why a finished trial ended (see :func:`end_reason`), with an error's last line."""
     errored = trial.status == Trial.ERROR
-    last = {**(trial.last_result or {}), **read_decision(trial.local_path)}
+    last = {**(trial.last_result or {}), **read_decision(folder_of(trial))}
     reason, detail = end_reason(trial.config, last, errored, epochs)
     return reason, _error_tail(trial) if errored else detail
 
@@ -75,7 +75,7 @@ class FinishedMarks(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         try:
-            mark_finished(trial.local_path, dict(trial.last_result or {}))
+            mark_finished(folder_of(trial), dict(trial.last_result or {}))
         except OSError as exc:
             log.warning("could not mark %s finished: %s", trial_label(trial), exc)
 
@@ -135,20 +135,20 @@ class TrackingCallback(Callback):
         self._end(trial, "FAILED")
 
     def _end(self, trial: Trial, status: str) -> None:
-        command = os.path.join(trial.local_path or "", "command.json")
+        command = os.path.join(folder_of(trial), "command.json")
         if os.path.isfile(command):  # a command trial's argv and cwd, failed ones above all
             self._safe(self.tracker.log_trial_artifacts, trial.trial_id, command, "command")
         reason, detail = stop_reason(trial, self.epochs)
         if reason == "error":
             # the trainable ended a deterministic failure itself: Tune saw a normal end
             status = "FAILED"
-        model_dir = os.path.join(trial.local_path or "", MODEL_NAME)
+        model_dir = os.path.join(folder_of(trial), MODEL_NAME)
         if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
             self._safe(self.tracker.log_trial_model, trial.trial_id, model_dir)
         tags = {STATUS: "error" if status == "FAILED" else (reason or "completed")}
         if reason:
             tags.update({STOP_REASON: reason, STOP_DETAIL: detail})
-        last = {**(trial.last_result or {}), **read_decision(trial.local_path)}
+        last = {**(trial.last_result or {}), **read_decision(folder_of(trial))}
         for key in (STOP_STEP, ERROR_TYPE, STOPPED_BY):
             if last.get(key) is not None:
                 tags[key] = str(last[key])

@@ -29,7 +29,7 @@ from orchestrator.config.lr_schedule import LrSchedule, schedule_with
 from orchestrator.reserved import STOP_REASON
 from orchestrator.tuning.forecast import Forecast, forecast, noise_of
 from orchestrator.tuning.schedulers import TIME_ATTR
-from orchestrator.tuning.trial_end import record_decision
+from orchestrator.tuning.trial_end import folder_of, record_decision
 
 #: who cut a trial, in ``orch.stopped_by`` and the end summary
 BY = "forecast"
@@ -271,7 +271,7 @@ class ForecastScheduler(FIFOScheduler):
         self._num_stopped += 1
         self.cut[trial.trial_id] = detail
         self.protected.pop(trial.trial_id, None)
-        record_decision(getattr(trial, "local_path", None) or "", BY, detail)
+        record_decision(folder_of(trial), BY, detail)
         return TrialScheduler.STOP
 
     def _state(self, trial: Any) -> _TrialState:

@@ -14,7 +14,7 @@ import numpy as np
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule, TrialScheduler
 
 from orchestrator.tuning.schedulers import WORST, with_worst_objective
-from orchestrator.tuning.trial_end import record_decision
+from orchestrator.tuning.trial_end import folder_of, record_decision
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class SafeASHAScheduler(WorstOnNonfinite, ASHAScheduler):
                     f"the rung's cutoff {_fmt(self._metric_op * cutoff)} (the top "
                     f"1/{self._reduction_factor:g} of {size} trials recorded there continue)"
                 )
-            record_decision(getattr(trial, "local_path", None) or "", "asha", detail)
+            record_decision(folder_of(trial), "asha", detail)
         return action
 
     def _rung_before(self, trial: Any, result: dict[str, Any]) -> tuple[float, Any, int] | None:
@@ -119,5 +119,5 @@ class SafeMedianStoppingRule(WorstOnNonfinite, MedianStoppingRule):
                 )
             except Exception as exc:  # Ray's private helpers moved: keep the short detail
                 log.debug("median rule detail unavailable: %s", exc)
-            record_decision(getattr(trial, "local_path", None) or "", "median", detail)
+            record_decision(folder_of(trial), "median", detail)
         return action

@@ -60,7 +60,7 @@ def make_trainable(
             return  # impossible batch combination: nothing to train, nothing to report
         from ray import tune
 
-        trial_dir = tune.get_context().get_trial_dir()
+        trial_dir = trial_folder()
         finished = os.path.join(trial_dir, FINISHED_FILE)
         if os.path.isfile(finished):
             # a resumed sweep: this trial ended after Tune's last snapshot and before the
@@ -152,6 +152,22 @@ def make_trainable(
                 sampler.stop()
 
     return trainable
+
+
+def trial_folder() -> str:
+    """This trial's folder in the sweep's storage, ``<sweep>/ray/<experiment>/<trial>``: the
+    one the driver reads (``Trial.path``) and a resumed sweep finds again.
+
+    Not ``get_trial_dir()``: that is a staging folder under /tmp/ray/session_* which Tune
+    copies into storage now and then (a kill loses what was written since, a copy rewrites
+    files already there, a big model is stored twice), and a Tune actor reused for another
+    trial gets a different one (``FunctionTrainable.reset_config``) that is never copied.
+    """
+    from ray.train._internal.session import get_session
+
+    folder = str(get_session().storage.trial_fs_path)
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 def start_sampler(sweep: dict[str, Any]) -> Any:

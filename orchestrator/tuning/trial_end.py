@@ -25,6 +25,13 @@ FINISHED_FILE = "finished.json"
 DECISION_FILE = "scheduler_stop.json"
 
 
+def folder_of(trial: Any) -> str:
+    """A Tune ``Trial``'s folder in the sweep's storage (``Trial.path``), where the trial
+    process writes these files, its weights and its command log (tuning/trainable.py:
+    ``trial_folder``); "" before Tune has named it."""
+    return str(getattr(trial, "path", None) or "")
+
+
 def ends_trial(metrics: dict[str, Any], epochs: int) -> bool:
     """Whether ``metrics`` is a trial's last report by its own account: it carries a stop
     reason, or it closes the last epoch."""

@@ -18,9 +18,9 @@ from orchestrator.tuning.trial_end import (
 
 
 class _Trial:
-    def __init__(self, trial_id: str, local_path: str) -> None:
+    def __init__(self, trial_id: str, path: str) -> None:
         self.trial_id = trial_id
-        self.local_path = local_path
+        self.path = path
 
 
 class _Controller:
@@ -53,13 +53,13 @@ def test_asha_records_the_rung_the_value_and_the_cutoff(tmp_path) -> None:
     assert asha.on_trial_result(None, a, _result(1, 0.8)) == TrialScheduler.CONTINUE
     # rung of epoch 1 holds {a: 0.8}; its cutoff is the 50th percentile = 0.8 > 0.5
     assert asha.on_trial_result(None, b, _result(1, 0.5)) == TrialScheduler.STOP
-    assert read_decision(b.local_path) == {
+    assert read_decision(b.path) == {
         "orch.stop_reason": "scheduler",
         "orch.stopped_by": "asha",
         "orch.stop_detail": "ASHA rung at epoch 1: val/map 0.5 below the rung's cutoff 0.8 "
         "(the top 1/2 of 1 trials recorded there continue)",
     }
-    assert read_decision(a.local_path) == {}
+    assert read_decision(a.path) == {}
 
 
 def test_asha_stop_at_max_t_is_the_natural_end_not_a_cut(tmp_path) -> None:
@@ -87,7 +87,7 @@ def test_asha_on_a_min_objective_says_above_and_unflips_the_cutoff(tmp_path) -> 
         asha.on_trial_result(None, b, {"training_iteration": 2, "val/loss": 2.5})
         == TrialScheduler.STOP
     )
-    detail = read_decision(b.local_path)["orch.stop_detail"]
+    detail = read_decision(b.path)["orch.stop_detail"]
     assert detail.startswith("ASHA rung at epoch 2: val/loss 2.5 above the rung's cutoff 1.5")
 
 
@@ -103,14 +103,14 @@ def test_median_rule_records_best_value_against_the_median(tmp_path) -> None:
     for trial, values in ((a, (0.4, 0.6)), (b, (0.2, 0.4))):
         for t, v in enumerate(values, 1):
             rule.on_trial_result(_Controller(), trial, _result(t, v))
-    assert read_decision(b.local_path) == {}  # one other trial < min_samples_required
+    assert read_decision(b.path) == {}  # one other trial < min_samples_required
     # c at t=1: its best 0.1 < median(a's 0.4, b's 0.2) = 0.3
     assert rule.on_trial_result(_Controller(), c, _result(1, 0.1)) == TrialScheduler.STOP
-    assert read_decision(c.local_path)["orch.stop_detail"] == (
+    assert read_decision(c.path)["orch.stop_detail"] == (
         "median stopping at epoch 1: best val/map so far 0.1 below the median 0.3 of 2 "
         "other trials' running means"
     )
-    assert read_decision(c.local_path)["orch.stopped_by"] == "median"
+    assert read_decision(c.path)["orch.stopped_by"] == "median"
 
 
 def test_a_trial_knows_its_last_report() -> None:
