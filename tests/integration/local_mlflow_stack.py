@@ -132,6 +132,9 @@ class Service:
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
+        # as k8s/base/mlflow.yaml: no job runner (seven huey processes importing MLflow,
+        # which made the server take minutes to answer on a loaded 2-core machine)
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **env}
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
