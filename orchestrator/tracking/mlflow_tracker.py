@@ -25,6 +25,8 @@ from orchestrator.reserved import (
     OOM_BACKOFFS,
     PREFIX,
     RESTORED_FROM_EPOCH,
+    STATUS,
+    STOP_DETAIL,
     STOP_PREFIX,
     SWEEP_RUN_ID,
     SYSTEM_SAMPLES,
@@ -212,6 +214,27 @@ class SweepTracker:
         self._running.clear()
         return len(keys)
 
+    def end_lost_trials(self, known: set[str]) -> list[str]:
+        """End and soft-delete the child runs of trials no experiment knows any more;
+        returns their trial ids.
+
+        A trial that started after Tune's last saved experiment state and before the
+        driver was lost (a killed head pod) is forgotten by the resumed experiment, which
+        runs a new trial in its place; its run would stand beside the new one as a
+        duplicate. It ends KILLED, tagged ``orch.status=lost`` with the reason, and is
+        deleted the way MLflow deletes (restorable from the UI's deleted runs), so the runs
+        table lists the trials Tune and the summary list. ``known``: every trial id of the
+        sweep's experiments.
+        """
+        lost = sorted(
+            k for k in self.journal.created if k.startswith("trial:") and k[6:] not in known
+        )
+        for key in lost:
+            self._running.discard(key)
+            self._end(key, "KILLED", {STATUS: "lost", STOP_DETAIL: LOST_DETAIL})
+            self.journal.append({"op": "delete_run", "key": key})
+        return [k[6:] for k in lost]
+
     def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
         """Record the data sets a trial trains and validates on as MLflow dataset inputs
         (dicts of :func:`orchestrator.tasks.datasets.describe`)."""
@@ -321,6 +344,13 @@ class SweepTracker:
         items = [[k, str(v)[:6000]] for k, v in sorted(params.items())]
         if items:
             self.journal.append({"op": "log_batch", "key": key, "params": items})
+
+
+#: why a lost trial's run was deleted (tag ``orch.stop_detail``)
+LOST_DETAIL = (
+    "started after the sweep's last saved state and lost with its driver; the resumed sweep "
+    "ran a new trial in its place"
+)
 
 
 def _now() -> int:

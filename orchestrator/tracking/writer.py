@@ -290,6 +290,10 @@ class JournalWriter:
         else:
             self.client.set_terminated(run_id, status=op["status"], end_time=op.get("time"))
 
+    def _op_delete_run(self, op: dict[str, Any]) -> None:
+        # MLflow's soft delete: the run stays restorable; deleting it twice is harmless
+        self.client.delete_run(self._run_id(op["key"]))
+
     def _op_artifacts(self, op: dict[str, Any]) -> None:
         run_id = self._run_id(op["key"])
         path = op["path"]

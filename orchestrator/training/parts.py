@@ -60,12 +60,10 @@ class TrialParts:
         is installed, about 6 s in a fresh trial process (docs/performance.md): only a
         DeepSpeed trial needs that."""
         if self.deepspeed:
-            return self.accelerator.unwrap_model(self.model)  # type: ignore[no-any-return]
+            return self.accelerator.unwrap_model(self.model)
         model = self.model
         model = getattr(model, "_orig_mod", model)  # torch.compile
-        while isinstance(
-            model, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel
-        ):
+        while isinstance(model, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
             model = model.module
         return model
 
@@ -75,7 +73,7 @@ class TrialParts:
         if self.ema is not None:
             return self.ema.module.state_dict()
         if self.deepspeed:
-            return self.accelerator.get_state_dict(self.model)  # type: ignore[no-any-return]
+            return self.accelerator.get_state_dict(self.model)
         return self.unwrapped().state_dict()
 
 

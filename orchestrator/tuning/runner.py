@@ -126,7 +126,12 @@ def run_sweep(
         # the table needs the trials' run ids, which exist once their creates are applied
         tracker.flush(config.tracking.flush_timeout_s)
     rows = _rows(grid, tracker, config.train.epochs)
-    repeats = _seed_repeats(config, rows, tuners, sweep_dir, out)
+    known = {r.trial_id for r in rows}
+    repeats = _seed_repeats(config, rows, tuners, sweep_dir, out, known)
+    if resume_dir is not None:
+        _fail_lost_study_trials(config, sweep_dir)
+        if tracker:
+            _forget_lost_trials(tracker, known, out)
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
@@ -241,10 +246,16 @@ def _rows(grid: Any, tracker: Any, epochs: int) -> list[TrialRow]:
 
 
 def _seed_repeats(
-    config: SweepConfig, rows: list[TrialRow], tuners: TunerFactory, sweep_dir: Path, out: TextIO
+    config: SweepConfig,
+    rows: list[TrialRow],
+    tuners: TunerFactory,
+    sweep_dir: Path,
+    out: TextIO,
+    known: set[str],
 ) -> list[Any]:
     """``final:``: train the best configurations again with new seeds (a second experiment,
-    ``ray/repeats``, same MLflow parent) and rank them by their mean over seeds."""
+    ``ray/repeats``, same MLflow parent) and rank them by their mean over seeds. Their
+    trial ids are added to ``known``."""
     if config.final is None:
         return []
     from orchestrator.tuning.repeats import repeat_configs, summarise
@@ -261,6 +272,7 @@ def _seed_repeats(
     restored = tuners.can_restore(REPEATS)
     tuner = tuners.restore(REPEATS) if restored else tuners.repeats(configs)
     grid = _fit(tuner, tuners.tracker, config, sweep_dir, out)
+    known.update(_trial_id(grid[i]) for i in range(len(grid)))
     results = [(dict(grid[i].config or {}), dict(grid[i].metrics or {})) for i in range(len(grid))]
     return summarise(config, rows, results)
 
@@ -357,12 +369,54 @@ def _close_tracker(tracker: Any, config: SweepConfig, sweep_dir: Path, out: Text
     tracker.close()
 
 
+def _forget_lost_trials(tracker: Any, known: set[str], out: TextIO) -> None:
+    """A resumed sweep: runs of trials its experiments no longer know are ended and
+    deleted (:meth:`SweepTracker.end_lost_trials`), with a line saying so."""
+    lost = tracker.end_lost_trials(known)
+    if lost:
+        out.write(
+            f"{len(lost)} trial(s) started after the sweep's last saved state were lost with "
+            f"the driver and ran again as new trials; their MLflow runs are deleted: "
+            f"{', '.join(lost)}\n"
+        )
+
+
+def _fail_lost_study_trials(config: SweepConfig, sweep_dir: Path) -> None:
+    """Optuna trials still RUNNING once the search has ended belong to trials that were
+    lost with an earlier driver (see :func:`_forget_lost_trials`): they end FAIL, so the
+    study (and optuna-dashboard) shows no trial running forever."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from orchestrator.tuning.study_storage import open_storage, study_name
+
+    try:
+        study = optuna.load_study(
+            study_name=study_name(sweep_dir),
+            storage=open_storage(config.sweep.optuna_storage, sweep_dir),
+        )
+    except KeyError:  # a sweep from before studies were stored
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _folder_parts(result: Any) -> tuple[str, str]:
+    """(trial id, trial number) from the trial folder, named
+    ``<trainable>_<trial_id>_<n>_<params>``."""
+    _, tid, number, *_ = [*Path(result.path).name.split("_", 3), "", "", ""]
+    return tid, number
+
+
+def _trial_id(result: Any) -> str:
+    return _folder_parts(result)[0]
+
+
 def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
     metrics = {**(result.metrics or {}), **read_decision(result.path)}
     cfg = result.config or {}
     runs = tracker.trial_runs if tracker else {}
-    # the trial folder is named <trainable>_<trial_id>_<n>_<params>
-    _, tid, number, *_ = [*Path(result.path).name.split("_", 3), "", "", ""]
+    tid, number = _folder_parts(result)
     reason, detail = end_reason(cfg, metrics, result.error is not None, epochs)
     errored = result.error is not None or reason == "error"
     if result.error is not None:

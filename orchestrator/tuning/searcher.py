@@ -96,11 +96,33 @@ class SweepSearch(OptunaSearch):
         metrics = self._metrics()
         if all(_finite(result.get(m)) for m in metrics):
             self._last_finite[trial_id] = [float(result[m]) for m in metrics]
-            super().on_trial_result(trial_id, result)
+            from optuna.exceptions import UpdateFinishedTrialError
+
+            try:
+                super().on_trial_result(trial_id, result)
+            except UpdateFinishedTrialError:
+                self._told_before(trial_id)
+
+    def _told_before(self, trial_id: str) -> bool:
+        """Whether the study already holds this trial as finished although the searcher's
+        own state does not: a resumed sweep's study storage is newer than Tune's last
+        snapshot, so a trial that ended in between runs again (re-reporting its
+        ``finished.json``). Its first ending stands; the study is not told twice."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return trial_id in self._completed_trials
+        (frozen,) = self.study.get_trials(deepcopy=False)[ot_trial.number : ot_trial.number + 1]
+        if not frozen.state.is_finished():
+            return False
+        self._completed_trials.add(trial_id)
+        self._last_finite.pop(trial_id, None)
+        return True
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        if self._told_before(trial_id):
+            return
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and trial_id not in self._completed_trials:
             for key, value in self._user_attrs(trial_id, result or {}).items():

@@ -165,7 +165,10 @@ def trial_folder() -> str:
     """
     from ray.train._internal.session import get_session
 
-    folder = str(get_session().storage.trial_fs_path)
+    session = get_session()
+    if session is None:
+        raise RuntimeError("trial_folder() is called inside a Tune trial only")
+    folder = str(session.storage.trial_fs_path)
     os.makedirs(folder, exist_ok=True)
     return folder
 

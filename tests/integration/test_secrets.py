@@ -187,10 +187,6 @@ def _files_containing(root: Path, secrets: list[bytes]) -> list[str]:
     return hits
 
 
-@pytest.mark.skip(
-    reason="quarantined (stop 22): written under a load that kept Ray from starting, never "
-    "seen to complete; run it alone before relying on it (see the closing note)"
-)
 @pytest.mark.timeout(900)
 def test_planted_secrets_are_in_no_sweep_file_log_or_mlflow_record(server, tmp_path):
     ray_tmp = Path(tempfile.mkdtemp(prefix="orch-rt-", dir="/tmp"))  # short: Unix sockets

@@ -130,7 +130,15 @@ def test_trial_weights_are_logged_models_and_the_best_is_registered(smoke_run):
         order_by=[{"field_name": "metrics.val/map", "ascending": False}],
     )
     best = summary["best"][0]
-    assert ranked[0].source_run_id == best["run_id"]
+
+    def model_map(model):
+        return next(m.value for m in model.metrics if m.key == "val/map")
+
+    values = [model_map(m) for m in ranked]
+    assert values == sorted(values, reverse=True) and len(ranked) == len(summary["trials"])
+    # a tiny synthetic sweep can tie on val/map (CI saw one): the best is among the top
+    top = {m.source_run_id for m in ranked if model_map(m) == values[0]}
+    assert best["run_id"] in top, (values, best)
     version = client.get_model_version_by_alias("smoke", "best")
     assert version.run_id == best["run_id"]
     assert version.source == f"models:/{ids[best['run_id']]}"

@@ -174,6 +174,32 @@ def test_ctrl_c_ends_the_trials_still_running_killed(tmp_path, store):
     tracker.close()
 
 
+def test_a_resumed_sweep_deletes_the_runs_of_trials_its_experiment_lost(tmp_path, store):
+    folder = tmp_path / "sweep-1" / "tracking"
+    first = SweepTracker(store, "exp", "s", folder, fsync=False)
+    first.start_sweep({}, {})
+    for tid in ("t1", "t2"):
+        first.start_trial(tid, tid, {})
+    first.end_trial("t1", "FINISHED", {})
+    assert first.flush(300)
+    first.close()  # the driver dies: Tune's saved state knows t1 only
+    second = SweepTracker(store, "exp", "s", folder, fsync=False)
+    second.start_sweep({}, {})
+    second.start_trial("t3", "t3", {})  # the new trial that replaced t2
+    second.end_trial("t3", "FINISHED", {})
+    assert second.end_lost_trials({"t1", "t3"}) == ["t2"]
+    assert second.end_lost_trials({"t1", "t3"}) == ["t2"]  # a replay deletes nothing twice
+    assert second.flush(300)
+    client = MlflowClient(store)
+    runs = second.trial_runs
+    lost = client.get_run(runs["t2"])
+    assert (lost.info.status, lost.info.lifecycle_stage) == ("KILLED", "deleted")
+    assert lost.data.tags["orch.status"] == "lost"
+    active = client.search_runs([lost.info.experiment_id], "tags.`orch.kind` = 'trial'")
+    assert sorted(r.data.tags["orch.trial_id"] for r in active) == ["t1", "t3"]
+    second.close()
+
+
 def test_dataset_digest_covers_label_bytes_and_image_listing(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "b.png").write_bytes(b"xy")
