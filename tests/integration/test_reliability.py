@@ -152,9 +152,12 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_the_sweep_once(tmp_path):
     log = tmp_path / "sweep.log"
     proc = _start_sweep(tmp_path, "sweep", uri)
     try:
+        # a trial's finished mark is written before its last report: wait for the next
+        # trial too, so the Ctrl-C finds one running
         _wait(lambda: (tmp_path / "sweeps").is_dir() and _sweep_dir(tmp_path, "sweep")
-              and _finished(_sweep_dir(tmp_path, "sweep")),
-              300, "one trial finished", proc, log)  # fmt: skip
+              and _finished(_sweep_dir(tmp_path, "sweep"))
+              and _running(_sweep_dir(tmp_path, "sweep")),
+              300, "one trial finished and the next running", proc, log)  # fmt: skip
         # a terminal's Ctrl-C signals the whole foreground process group, Ray's included
         os.killpg(proc.pid, signal.SIGINT)
         rc = proc.wait(timeout=120)

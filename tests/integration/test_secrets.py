@@ -215,7 +215,10 @@ def test_planted_secrets_are_in_no_sweep_file_log_or_mlflow_record(server, tmp_p
     # the command ran with the token (the record names the variable instead)
     records = list(sweep_dir.rglob("command.json"))
     assert len(records) == 2 and all("{env.ORCH_PLANTED_TOKEN}" in r.read_text() for r in records)
-    assert "http://***@" in output or "http://" not in output
+    # any URL printed with user info has it masked (the UI link is printed without any)
+    userinfo = re.findall(r"https?://[^\s/@]*@", output)
+    assert set(userinfo) <= {"http://***@"}, userinfo
+    assert f"http://{host}/" in output or userinfo, output[-2000:]
 
     from mlflow import MlflowClient
 

@@ -14,11 +14,6 @@ from orchestrator.tracking.writer import JournalBusyError, JournalWriter
 from tests.unit.journal_state import rewind_applied
 
 
-@pytest.fixture
-def store(tmp_path):
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
 def _tracker(tmp_path, uri):
     return SweepTracker(uri, "exp", "sweepy", tmp_path / "sweep-1" / "tracking", fsync=False)
 

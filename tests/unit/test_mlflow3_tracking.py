@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
 from mlflow import MlflowClient
 
 from orchestrator.tasks.datasets import dataset_record
@@ -14,11 +13,6 @@ from orchestrator.tracking.journal import Journal, trial_key
 from orchestrator.tracking.mlflow_tracker import SweepTracker
 from orchestrator.tracking.writer import JournalWriter
 from tests.unit.journal_state import rewind_applied
-
-
-@pytest.fixture
-def store(tmp_path):
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def _weights(folder, payload: bytes):

@@ -74,8 +74,8 @@ def test_gpus_sampled_are_the_visible_ones(monkeypatch, visible, count, expected
     assert _visible_indices(count) == expected
 
 
-def test_samples_become_system_metrics_one_step_each_apart_from_training_steps(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_samples_become_system_metrics_one_step_each_apart_from_training_steps(tmp_path, store):
+    uri = store
     tracker = SweepTracker(uri, "exp", "s", tmp_path / "sweep-1" / "tracking", fsync=False)
     tracker.start_sweep({}, {})
     tracker.start_trial("t1", "trial-1", {})
