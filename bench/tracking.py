@@ -8,8 +8,15 @@ times: tracking disabled; ``sqlite:///`` store; ``http://127.0.0.1:PORT`` (a rea
 ``mlflow server`` with a SQLite backend started here). Logging happens in the driver's Tune
 callback, which only appends to the sweep's journal; a background thread talks to MLflow.
 Printed: each trial's own wall time (Tune's ``time_total_s``) and the sweep's wall time per
-trial, as medians and as ratios to no tracking (target: < 2% overhead on trial time). A
-fourth setup, the SQLite store with system metrics off, isolates their share.
+trial, as medians and as ratios to no tracking (target: < 2% overhead on trial time), with
+the spread over rounds, which says what difference the run can resolve. A fourth setup, the
+SQLite store with system metrics off, isolates their share.
+
+Wall time on a shared 2-core machine moves by more than 2% between rounds, so MLflow's cost
+is also measured where it is paid, in CPU seconds: the driver process's (this process: the
+Tune callbacks, the journal, the writer thread and its MLflow client) and, for the HTTP
+setup, the server's. Their difference to no tracking, divided by the metric values and the
+trials the sweep logged (counted in its journal), is MLflow's cost per metric and per trial.
 
 First, and alone with ``--parts-only`` (seconds, not minutes): what system metrics and
 dataset logging cost by themselves, measured directly: one sample in the trial process
@@ -20,6 +27,7 @@ driver's once-per-sweep data description and its per-trial journal appends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import socket
@@ -101,9 +109,51 @@ def _trial_seconds(sweep_dir: Path) -> list[float]:
     return out
 
 
+class Run:
+    """One sweep's measurements."""
+
+    def __init__(self, wall: float, trial: float, cpu: float, metrics: int) -> None:
+        self.wall, self.trial, self.cpu, self.metrics = wall, trial, cpu, metrics
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds of process ``pid`` and its children (``None``: none)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = sum(proc.cpu_times()[:2])
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # a worker that just ended
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+def _metric_values(sweep_dir: Path) -> int:
+    """Metric values the sweep's journal sent to MLflow (training and system metrics)."""
+    ops = sweep_dir / "tracking" / "ops.jsonl"
+    if not ops.is_file():
+        return 0
+    count = 0
+    for line in ops.read_text().splitlines():
+        op = json.loads(line)
+        if op["op"] == "log_batch":
+            count += len(op.get("metrics", []))
+        elif op["op"] == "log_system":
+            count += sum(len(sample) for _, sample in op.get("metrics", []))
+    return count
+
+
 def _sweep(
-    root: Path, trials: int, epochs: int, enabled: bool, uri: str, system: float = 10.0
-) -> tuple[float, float]:
+    root: Path,
+    trials: int,
+    epochs: int,
+    enabled: bool,
+    uri: str,
+    system: float = 10.0,
+    server: int | None = None,
+) -> Run:
     path = root / f"trk-{time.monotonic_ns()}.yaml"
     path.write_text(
         SWEEP.format(
@@ -115,10 +165,13 @@ def _sweep(
             system=system,
         )
     )
+    cpu = time.process_time() + _cpu_s(server)
     started = time.perf_counter()
     summary = run_sweep(load_sweep(path), out=io.StringIO())
     wall = (time.perf_counter() - started) / trials
-    return wall, statistics.median(_trial_seconds(Path(summary.sweep_dir)))
+    cpu = time.process_time() + _cpu_s(server) - cpu
+    sweep_dir = Path(summary.sweep_dir)
+    return Run(wall, statistics.median(_trial_seconds(sweep_dir)), cpu, _metric_values(sweep_dir))
 
 
 def _median_s(fn: object, repeat: int) -> float:
@@ -196,30 +249,52 @@ def main() -> None:
                 "sqlite, no sys": (True, f"sqlite:///{root}/nosys.db"),
             }
             _sweep(root, 2, 2, False, setups["no tracking"][1])  # warm-up: Ray, imports
-            walls: dict[str, list[float]] = {k: [] for k in setups}
-            trial_times: dict[str, list[float]] = {k: [] for k in setups}
-            for _ in range(args.rounds):
+            runs: dict[str, list[Run]] = {k: [] for k in setups}
+            for _ in range(args.rounds):  # interleaved: drift on the machine hits all alike
                 for name, (enabled, uri) in setups.items():
                     system = 0.0 if name == "sqlite, no sys" else 10.0
-                    wall, trial = _sweep(root, args.trials, args.epochs, enabled, uri, system)
-                    walls[name].append(wall)
-                    trial_times[name].append(trial)
+                    pid = server.pid if name == "HTTP server" else None
+                    runs[name].append(
+                        _sweep(root, args.trials, args.epochs, enabled, uri, system, pid)
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)
     print(
         f"{args.trials} trials x {args.epochs} epochs per sweep, {args.rounds} interleaved "
-        "rounds; medians over rounds"
+        "rounds; medians over rounds, [min, max] of the per-round ratios"
     )
-    for title, table in (
-        ("trial wall time (Tune's time_total_s, median trial)", trial_times),
-        ("sweep wall time per trial (start-up, final flush and registration included)", walls),
+    base_runs = runs["no tracking"]
+    for title, attr in (
+        ("trial wall time (Tune's time_total_s, median trial)", "trial"),
+        ("sweep wall time per trial (start-up, final flush and registration included)", "wall"),
+        ("driver CPU s per sweep (+ the server's, HTTP)", "cpu"),
     ):
-        base = statistics.median(table["no tracking"])
+        base = statistics.median(getattr(r, attr) for r in base_runs)
         print(f"{title}:")
-        for name, values in table.items():
+        for name, rs in runs.items():
+            values = [getattr(r, attr) for r in rs]
             med = statistics.median(values)
-            print(f"  {name:14s} {med:7.3f} s  x{med / base:.3f}  {[round(v, 3) for v in values]}")
+            ratios = [v / getattr(b, attr) for v, b in zip(values, base_runs, strict=True)]
+            print(
+                f"  {name:14s} {med:8.3f} s  x{med / base:.3f}  "
+                f"[{min(ratios):.3f}, {max(ratios):.3f}]"
+            )
+    base_cpu = statistics.median(r.cpu for r in base_runs)
+    print("MLflow's cost in CPU time (vs no tracking):")
+    for name, rs in runs.items():
+        if name == "no tracking":
+            continue
+        extra = statistics.median(r.cpu for r in rs) - base_cpu
+        metrics = statistics.median(r.metrics for r in rs)
+        per_trial = extra / args.trials
+        per_metric = extra / metrics * 1e3 if metrics else float("nan")
+        trial_wall = statistics.median(r.trial for r in base_runs)
+        print(
+            f"  {name:14s} {extra:7.2f} CPU s per sweep, {per_trial:.3f} per trial "
+            f"({per_trial / trial_wall:.2%} of one core over a trial), "
+            f"{per_metric:.3f} ms per metric value ({metrics:.0f} values)"
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from orchestrator.tuning.summary import (
     render_summary,
 )
 from orchestrator.tuning.trainable import cpus_per_trial, make_trainable, trial_resources
-from orchestrator.tuning.trial_end import read_decision
+from orchestrator.tuning.trial_end import LOST_FILE, read_decision, write_json
 from orchestrator.tuning.tuners import REPEATS, SEARCH, TunerFactory
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def run_sweep(
     if resume_dir is not None:
         _fail_lost_study_trials(config, sweep_dir)
         if tracker:
-            _forget_lost_trials(tracker, known, out)
+            _forget_lost_trials(tracker, known, sweep_dir, out)
     summary = SweepSummary(
         name=config.name,
         sweep_dir=str(sweep_dir),
@@ -369,10 +369,17 @@ def _close_tracker(tracker: Any, config: SweepConfig, sweep_dir: Path, out: Text
     tracker.close()
 
 
-def _forget_lost_trials(tracker: Any, known: set[str], out: TextIO) -> None:
+def _forget_lost_trials(tracker: Any, known: set[str], sweep_dir: Path, out: TextIO) -> None:
     """A resumed sweep: runs of trials its experiments no longer know are ended and
-    deleted (:meth:`SweepTracker.end_lost_trials`), with a line saying so."""
+    deleted (:meth:`SweepTracker.end_lost_trials`), their folders (kept: their own logs)
+    get a ``lost.json`` saying why, and a line says so."""
+    from orchestrator.tracking.mlflow_tracker import LOST_DETAIL
+
     lost = tracker.end_lost_trials(known)
+    for tid in lost:
+        for folder in (sweep_dir / "ray").glob(f"*/*_{tid}_*"):
+            if folder.is_dir():
+                write_json(str(folder / LOST_FILE), {"trial_id": tid, "reason": LOST_DETAIL})
     if lost:
         out.write(
             f"{len(lost)} trial(s) started after the sweep's last saved state were lost with "

@@ -1,6 +1,6 @@
 """How a trial ended, kept in its folder where every later reader finds it.
 
-Two small files in ``<sweep>/ray/tune/<trial>/``:
+Small files in ``<sweep>/ray/tune/<trial>/``:
 
 - ``finished.json``: the trial's last report. The trial writes it *before* the report it
   knows is its last (final epoch, a stop reason), because Ray ends a trial inside the
@@ -8,6 +8,9 @@ Two small files in ``<sweep>/ray/tune/<trial>/``:
   sweep reports it again instead of training the trial again.
 - ``scheduler_stop.json``: written by the driver's scheduler when it cuts a trial early,
   with who cut it and why (rung, value, cutoff), for MLflow's tags and the end summary.
+- ``lost.json``: written by a resumed sweep's driver into the folder of a trial that
+  started after Tune's last saved state and was lost with the earlier driver (Tune ran a
+  new trial in its place; the folder keeps the lost one's own logs).
 
 Plain files and no Ray import: the trial process, the Ray Train workers and the driver
 share them.
@@ -23,6 +26,7 @@ from orchestrator.reserved import EPOCH, STOP_DETAIL, STOP_REASON, STOPPED_BY
 
 FINISHED_FILE = "finished.json"
 DECISION_FILE = "scheduler_stop.json"
+LOST_FILE = "lost.json"
 
 
 def folder_of(trial: Any) -> str:

@@ -120,3 +120,16 @@ def test_a_retried_driver_resumes_the_sweep_of_its_folder_without_duplicates(tmp
     assert set(runs) == {t["trial_id"] for t in summary["trials"]}
     every = client.search_runs([experiment.experiment_id])
     assert len(every) == 1 + TRIALS
+    # a trial started after Tune's last saved state dies with the head pod and runs again
+    # as a new trial: its folder says so and its run is deleted, not listed beside the new
+    from mlflow.entities import ViewType
+
+    for marker in (folder / "ray" / "tune").glob("*/lost.json"):
+        tid = json.loads(marker.read_text())["trial_id"]
+        assert tid not in runs
+        (run,) = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`orch.trial_id` = '{tid}'",
+            run_view_type=ViewType.ALL,
+        )
+        assert run.info.lifecycle_stage == "deleted" and run.data.tags["orch.status"] == "lost"

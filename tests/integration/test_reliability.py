@@ -61,7 +61,13 @@ def _sweep_dir(tmp_path: Path, name: str) -> Path:
 
 
 def _trial_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(p for p in (sweep_dir / "ray" / "tune").glob("trainable_*") if p.is_dir())
+    """The folders of the trials Tune knows (a trial lost with a killed driver and run
+    again as a new trial keeps its folder, marked ``lost.json``)."""
+    return sorted(
+        p
+        for p in (sweep_dir / "ray" / "tune").glob("trainable_*")
+        if p.is_dir() and not (p / "lost.json").exists()
+    )
 
 
 def _finished(sweep_dir: Path) -> list[Path]:
