@@ -81,7 +81,10 @@ def run_trial(
         shuffle=False,
         collate_fn=parts.task.collate,
     )
-    publish = Publisher(parts, fit, val_loader, spec.output_dir, report)
+    # without MLflow nothing reads an MLflow model: writing it would import MLflow (~2.5 s
+    # in a fresh trial process, docs/performance.md)
+    mlflow_model = bool(spec.sweep.get("tracking", {}).get("enabled", True))
+    publish = Publisher(parts, fit, val_loader, spec.output_dir, report, mlflow_model)
     every = trial.train.checkpoint.every if checkpoints and trial.train.checkpoint else 0
     for epoch in range(first, trial.train.epochs):
         end = train_epoch(parts, fit, weighting, epoch, step)
@@ -148,12 +151,15 @@ class Publisher:
         val_loader: Any,
         output_dir: str | None,
         report: Report,
+        mlflow_model: bool = True,
     ) -> None:
         self.parts = parts
         self.fit = fit
         self.report = report
         self.weights = (
-            TrialWeights(Path(output_dir), parts.task, val_loader) if output_dir else None
+            TrialWeights(Path(output_dir), parts.task, val_loader, mlflow_model=mlflow_model)
+            if output_dir
+            else None
         )
 
     def __call__(

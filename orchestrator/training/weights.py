@@ -7,8 +7,9 @@ flavour is added before the report the trial knows is its last (its final epoch,
 divergence stop). A trial cut by the scheduler keeps the ``model.pt`` of its last report.
 
 The folder (``<trial dir>/model``) holds ``model.pt`` (the state dict, the EMA's when on),
-``batch_plan.json`` (the split the trial ended with) and, for a trial that ended itself,
-an MLflow ``pytorch`` model (``MLmodel``, ``data/`` ...), see :mod:`.export`.
+``batch_plan.json`` (the split the trial ended with) and, for a trial that ended itself in
+a sweep tracked in MLflow, an MLflow ``pytorch`` model (``MLmodel``, ``data/`` ...), see
+:mod:`.export`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,19 @@ PLAN_FILE = "batch_plan.json"
 class TrialWeights:
     """Writes one trial's weights into ``out``; every write replaces the previous one."""
 
-    def __init__(self, out: Path, task: Any, val_loader: Any) -> None:
+    def __init__(
+        self, out: Path, task: Any, val_loader: Any, *, mlflow_model: bool = True
+    ) -> None:
         self.out = out
         self.task = task
         self.val_loader = val_loader
+        self.mlflow_model = mlflow_model
 
     def save(
         self, state: dict[str, Any], plan: BatchPlan, backoffs: list[str], *, final: bool
     ) -> None:
-        """Write ``state`` and ``plan``; with ``final``, also the MLflow model flavour."""
+        """Write ``state`` and ``plan``; with ``final``, also the MLflow model flavour
+        (unless ``mlflow_model`` is off: a sweep without MLflow tracking)."""
         self.out.mkdir(parents=True, exist_ok=True)
         cpu = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
         with tempfile.TemporaryDirectory(prefix="orch-weights-") as staging:
@@ -50,7 +55,7 @@ class TrialWeights:
             info = {"micro": plan.micro, "accum": plan.accum, "effective": plan.effective}
             (tmp / PLAN_FILE).write_text(json.dumps(info | {"oom_backoffs": backoffs}))
             _move_into(tmp, self.out)
-        if final:
+        if final and self.mlflow_model:
             self._flavour(cpu)
 
     def _flavour(self, state: dict[str, Any]) -> None:

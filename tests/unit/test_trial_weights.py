@@ -41,3 +41,11 @@ def test_every_save_replaces_the_weights_and_only_the_final_one_adds_the_flavour
     loaded = mlflow.pytorch.load_model(str(out))
     x = torch.ones(1, 3)
     assert torch.allclose(loaded(x), module(x))
+
+
+def test_a_sweep_without_mlflow_writes_no_mlflow_model(tmp_path):
+    out = tmp_path / "model"
+    module = torch.nn.Linear(3, 2)
+    weights = TrialWeights(out, _LinearTask(), [torch.ones(4, 3)], mlflow_model=False)
+    weights.save(module.state_dict(), plan_batch(8, 2, 1), [], final=True)
+    assert sorted(p.name for p in out.iterdir()) == ["batch_plan.json", "model.pt"]
