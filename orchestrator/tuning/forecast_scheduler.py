@@ -259,8 +259,10 @@ class ForecastScheduler(FIFOScheduler):
         sign = 1.0 if self._mode == "max" else -1.0
         best = "optimistic" if self._mode == "max" else "best case"
         now = sign * st.values[-1]
+        # a slow starter spared while warming up is judged for its rung at a later epoch
         return (
-            f"forecast rung at epoch {rung:g}: {self._metric} {now:.4g} now, forecast "
+            f"forecast rung at epoch {rung:g}: {self._metric} {now:.4g} at epoch "
+            f"{st.times[-1]:g}, forecast "
             f"{sign * point:.4g} at epoch {self.horizon(st.bracket, rung):g} ({best} "
             f"{sign * upper:.4g}) against "
             f"the rung's cutoff {sign * cutoff:.4g} (the top 1/{self._rf:g} of {size} "
