@@ -48,3 +48,24 @@ def test_dashboard_on_a_folder_without_a_study_says_why(tmp_path, capsys, files,
     assert main(["dashboard", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0], err
+
+
+def test_a_resumed_sweep_fails_the_study_trials_of_trials_it_lost(tmp_path):
+    # a trial started after Tune's last snapshot stays RUNNING in the study forever unless
+    # the resumed sweep ends it (tuning/runner.py)
+    from orchestrator.tuning.runner import _fail_lost_study_trials
+
+    folder = tmp_path / "smoke-20260101-000000"
+    folder.mkdir()
+    config = load_sweep(SMOKE)
+    study = optuna.create_study(study_name=study_name(folder), storage=open_storage(None, folder))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    study.ask()  # the lost one
+    _fail_lost_study_trials(config, folder)
+    states = [t.state.name for t in optuna.load_study(
+        study_name=study_name(folder), storage=open_storage(None, folder)
+    ).trials]  # fmt: skip
+    assert states == ["COMPLETE", "FAIL"]
+    older = tmp_path / "older"  # a sweep folder from before studies were stored
+    older.mkdir()
+    _fail_lost_study_trials(config, older)
