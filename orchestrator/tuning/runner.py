@@ -156,6 +156,10 @@ def _tune_environment() -> None:
     # Tune snapshots the experiment (trial states, searcher history) every 10 s by default;
     # what a kill -9 can lose is what happened since the last snapshot
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # per-epoch trial checkpoints with a kept count force snapshots, which Tune warns about
+    # on every report burst (three lines each, in the user's terminal); they cost ~0.07 s
+    # per trial here (docs/performance.md)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     optuna_quiet()
 
 
