@@ -99,7 +99,10 @@ def sweep(stack):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "sweep", str(ROOT / "search_spaces/smoke.yaml"),
-         "-o", f"sweep.dir={work / 'sweeps'}", "-o", f"tracking.uri={stack['url']}"],
+         "-o", f"sweep.dir={work / 'sweeps'}", "-o", f"tracking.uri={stack['url']}",
+         # one process per trial: this test is about the server stack; the smoke sweep's
+         # two DDP workers are tested in test_smoke_sweep.py (about 40 s less here)
+         "-o", "resources.workers=1"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
