@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,11 +110,14 @@ def _trial_seconds(sweep_dir: Path) -> list[float]:
     return out
 
 
+@dataclass
 class Run:
-    """One sweep's measurements."""
+    """One sweep's measurements: wall s per trial, median trial s, CPU s, metric values."""
 
-    def __init__(self, wall: float, trial: float, cpu: float, metrics: int) -> None:
-        self.wall, self.trial, self.cpu, self.metrics = wall, trial, cpu, metrics
+    wall: float
+    trial: float
+    cpu: float
+    metrics: int
 
 
 def _cpu_s(pid: int | None) -> float:

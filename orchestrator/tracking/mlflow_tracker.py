@@ -226,14 +226,14 @@ class SweepTracker:
         table lists the trials Tune and the summary list. ``known``: every trial id of the
         sweep's experiments.
         """
-        lost = sorted(
-            k for k in self.journal.created if k.startswith("trial:") and k[6:] not in known
-        )
+        prefix = trial_key("")
+        kept = {trial_key(t) for t in known}
+        lost = sorted(k for k in self.journal.created if k.startswith(prefix) and k not in kept)
         for key in lost:
             self._running.discard(key)
             self._end(key, "KILLED", {STATUS: "lost", STOP_DETAIL: LOST_DETAIL})
             self.journal.append({"op": "delete_run", "key": key})
-        return [k[6:] for k in lost]
+        return [k.removeprefix(prefix) for k in lost]
 
     def log_datasets(self, trial_id: str, datasets: list[dict[str, Any]]) -> None:
         """Record the data sets a trial trains and validates on as MLflow dataset inputs

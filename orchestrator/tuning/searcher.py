@@ -108,11 +108,14 @@ class SweepSearch(OptunaSearch):
         own state does not: a resumed sweep's study storage is newer than Tune's last
         snapshot, so a trial that ended in between runs again (re-reporting its
         ``finished.json``). Its first ending stands; the study is not told twice."""
+        if trial_id in self._completed_trials:
+            return True
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials:
-            return trial_id in self._completed_trials
-        (frozen,) = self.study.get_trials(deepcopy=False)[ot_trial.number : ot_trial.number + 1]
-        if not frozen.state.is_finished():
+        # a study's trial numbers are the indexes of its trial list
+        if (
+            ot_trial is None
+            or not self.study.get_trials(deepcopy=False)[ot_trial.number].state.is_finished()
+        ):
             return False
         self._completed_trials.add(trial_id)
         self._last_finite.pop(trial_id, None)
@@ -124,14 +127,13 @@ class SweepSearch(OptunaSearch):
         if self._told_before(trial_id):
             return
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and trial_id not in self._completed_trials:
+        if ot_trial is not None:
             for key, value in self._user_attrs(trial_id, result or {}).items():
                 ot_trial.set_user_attr(key, value)
         metrics = self._metrics()
         diverged = bool(result and result.get(STOP_REASON))
         last = self._last_finite.pop(trial_id, None)
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials or error:
+        if ot_trial is None or error:
             super().on_trial_complete(trial_id, result, error)
             return
         if self._constraint:
