@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mlflow_store import migrated_store
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
@@ -43,20 +45,10 @@ def write_sweep(tmp_path: Path):
     return write
 
 
-@pytest.fixture(scope="session")
-def _migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One empty MLflow SQLite store with every migration applied (about 2.5 s here)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def store(tmp_path: Path, _migrated_store: Path) -> str:
+def store(tmp_path: Path) -> str:
     """The URI of a new, empty MLflow SQLite store of this test: a copy of one migrated
     file, as MLflow would create it, without paying its migrations per test."""
     path = tmp_path / "mlflow.db"
-    shutil.copyfile(_migrated_store, path)
+    shutil.copyfile(migrated_store(), path)
     return f"sqlite:///{path}"

@@ -305,7 +305,8 @@ class SweepSettings(StrictModel):
     sampler: Sampler = Field(default_factory=SAMPLERS.default_factory())
     #: sweep directories (Ray Tune storage, data cache, summary) go under this folder
     dir: str = "sweeps"
-    #: Ray cluster to join (``auto``, ``ray://...``); null starts a local one
+    #: Ray cluster to join (``auto``, ``ray://...``); null joins ``$RAY_ADDRESS`` when set
+    #: (as ``ray.init()`` does), else starts a local one
     ray_address: str | None = None
     #: logical CPUs of a local Ray; null sizes it so ``max_concurrent`` trials fit
     num_cpus: int | None = Field(None, ge=1)

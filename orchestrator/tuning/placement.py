@@ -121,6 +121,15 @@ def shortfall(processes: list[Process], nodes: list[Bundle]) -> Shortfall | None
     return None
 
 
+def cluster_address(config: SweepConfig) -> str | None:
+    """The Ray cluster the sweep joins: ``sweep.ray_address``, else ``RAY_ADDRESS`` from the
+    environment (as ``ray.init()`` itself reads it: Ray sets it for the entrypoint of a
+    ``ray job submit``), else None: the sweep starts a local Ray of its own."""
+    import os
+
+    return config.sweep.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
 def check_placement(
     config: SweepConfig,
     out: TextIO,
@@ -136,7 +145,8 @@ def check_placement(
 
     processes = trial_bundles(config.resources)
     problem = None
-    if not config.sweep.ray_address and not ray.is_initialized():
+    joins = cluster_address(config) is not None
+    if not joins and not ray.is_initialized():
         # a local Ray takes from seconds to a minute to start on a busy machine; what it
         # would have (CPUs, GPUs, no custom resources) is known before: check that first
         problem = shortfall(processes, [_local_node(config)])
@@ -150,7 +160,7 @@ def check_placement(
         problem = shortfall(processes, nodes)
     if problem is None:
         return
-    if config.sweep.ray_address and _autoscaler_running():
+    if joins and _autoscaler_running():
         asks = {p.who: _describe(p.bundle) for p in trial_bundles(config.resources)}
         needs = "; ".join(f"{who}: {what}" for who, what in asks.items())
         out.write(
@@ -159,7 +169,7 @@ def check_placement(
         )
         out.flush()
         return
-    where = "" if config.sweep.ray_address else " on this machine"
+    where = "" if joins else " on this machine"
     raise ConfigError(
         f"{problem.rule}; no autoscaler can add nodes{where}, so no trial could ever start",
         file=file,

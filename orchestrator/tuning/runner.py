@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orchestrator.config.models import SweepConfig
+from orchestrator.errors import OrchestratorError
 from orchestrator.redact import mask_userinfo, strip_credentials, strip_userinfo
 from orchestrator.reserved import (
     BEST_RUN_ID,
@@ -31,7 +32,7 @@ from orchestrator.search_space.space import flatten
 from orchestrator.tasks import get_task
 from orchestrator.tracking.uri import resolve_tracking_uri, ui_command
 from orchestrator.tuning.fingerprint import save_sweep
-from orchestrator.tuning.placement import check_placement
+from orchestrator.tuning.placement import check_placement, cluster_address
 from orchestrator.tuning.summary import (
     STOP_STEP,
     SweepSummary,
@@ -68,10 +69,12 @@ def _init_ray(config: SweepConfig) -> None:
 
     if ray.is_initialized():
         return
-    if config.sweep.ray_address:
-        ray.init(
-            address=config.sweep.ray_address, log_to_driver=False, logging_level=logging.WARNING
-        )
+    address = cluster_address(config)
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError) as exc:
+            raise OrchestratorError(_join_failure(config, address, exc)) from exc
         return
     # Logical CPUs are scheduling tokens: a 2-worker trial plus its coordinator needs
     # 2.1 of them, so a small machine is over-subscribed on purpose to fit max_concurrent.
@@ -82,6 +85,18 @@ def _init_ray(config: SweepConfig) -> None:
         log_to_driver=False,
         logging_level=logging.WARNING,
         include_dashboard=None,
+    )
+
+
+def _join_failure(config: SweepConfig, address: str, exc: BaseException) -> str:
+    """One line for a cluster the driver cannot join (Ray retries for about 20 s first)."""
+    source = "sweep.ray_address" if config.sweep.ray_address else "RAY_ADDRESS"
+    why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # Ray's exception says neither whether the cluster is down nor whether its token
+    # differs (token auth is Ray's default): name both
+    return (
+        f"{source}: cannot join the Ray cluster at {mask_userinfo(address)}: {why} (is it "
+        "running? with token auth, RAY_AUTH_TOKEN must hold the cluster's token)"
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.mlflow_store import migrated_store
 
 
 def run_cli_sweep(
@@ -17,6 +20,8 @@ def run_cli_sweep(
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     db = tmp_path / "mlflow.db"
+    if not db.exists():  # an empty store, migrated once per test run (tests/conftest.py)
+        shutil.copyfile(migrated_store(), db)
     proc = subprocess.run(
         [
             sys.executable,

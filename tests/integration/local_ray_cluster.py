@@ -49,9 +49,12 @@ def free_ports(n: int) -> list[int]:
 class LocalRayCluster:
     """Start with :meth:`start`, always end with :meth:`stop` (kills only its own nodes)."""
 
-    def __init__(self, head_cpus: int, worker_cpus: int) -> None:
+    def __init__(self, head_cpus: int, worker_cpus: int | None, dashboard: bool = True) -> None:
+        """``worker_cpus=None``: the head node only; ``dashboard=False``: no dashboard and
+        job server (a cluster that only drivers join starts faster without them)."""
         self.head_cpus = head_cpus
         self.worker_cpus = worker_cpus
+        self.dashboard = dashboard
         # short: Ray's Unix socket paths live under it and must stay below ~107 bytes
         self.temp_dir = Path(tempfile.mkdtemp(prefix="orch-ray-", dir="/tmp"))
         self.env = dict(os.environ)
@@ -96,10 +99,14 @@ class LocalRayCluster:
             *common,
             *head,
             f"--num-cpus={self.head_cpus}",
-            "--include-dashboard=true",
+            f"--include-dashboard={str(self.dashboard).lower()}",
             "--dashboard-host=127.0.0.1",
             f"--temp-dir={self.temp_dir}",
         )
+        if self.worker_cpus is None:
+            if self.dashboard:
+                self._wait_for_job_server(timeout_s)
+            return
         worker = [f"{k}={v}" for k, v in self._node_ports[1].items()]
         self._ray(
             "start",

@@ -29,7 +29,7 @@ from tests.integration.test_reliability import (
     _wait,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 def _driver(file: Path, folder: Path, cluster: LocalRayCluster, uri: str, log: Path):

@@ -16,7 +16,7 @@ from tests.integration.local_ray_cluster import LocalRayCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "search_spaces/smoke.yaml"
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+# the local path: the check runs before a local Ray would start
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 def test_an_impossible_gpu_request_fails_in_seconds_with_one_line(tmp_path):

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# plain Tune on a 2-CPU Ray of its own: how many trials run at once decides what ASHA sees
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 ray = pytest.importorskip("ray")
 

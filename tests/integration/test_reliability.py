@@ -21,6 +21,9 @@ from mlflow import MlflowClient
 
 from tests.integration.local_mlflow_stack import Service, free_ports, http_ok, wait_until
 
+# a killed driver takes the Ray it started down with it, as on a laptop
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
+
 EPOCHS = 3
 TRIALS = 3
 # ~400 optimizer steps of a small MLP per trial: ~10 s each on 2 CPU cores (most of it

@@ -102,11 +102,16 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
 
 
 def _start_ray() -> None:
-    """One local Ray for every sweep. Ray gives its node 30 s to register (hard-coded); on a
-    busy machine that can run out, so up to three attempts."""
+    """One Ray for every sweep: the test run's shared cluster when ``RAY_ADDRESS`` names
+    it (the first sweep joins it), else a local one. Ray gives its node 30 s to register
+    (hard-coded); on a busy machine that can run out, so up to three attempts."""
     import logging
+    import os
 
     import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        return
 
     for attempt in range(3):
         try:

@@ -39,6 +39,7 @@ from tests.unit.test_command_runner import FAKE
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.own_ray,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
 ]
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.cli_sweep import run_cli_sweep
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 EPOCHS = 4
 KILLED_AFTER = 2

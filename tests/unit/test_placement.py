@@ -69,3 +69,40 @@ def test_several_nodes_the_largest_one_and_resources_split_across_nodes():
 def test_the_cluster_description_leaves_out_ray_bookkeeping_resources():
     nodes = [*LAPTOP, {"CPU": 4.0, "GPU": 2.0, "A100": 2.0, "accelerator_type:A100": 1.0}]
     assert describe_nodes(nodes) == "12 CPU, 2 GPU, 12 GiB memory, 2 A100 on 2 nodes"
+
+
+def test_the_cluster_to_join_is_the_sweep_files_then_ray_address_then_none(monkeypatch):
+    from orchestrator.config.models import SweepConfig
+    from orchestrator.tuning.placement import cluster_address
+
+    base = {"name": "t", "task": {"kind": "regression"}}
+    base["objective"] = {"metric": "val/mse", "mode": "min"}
+    own = SweepConfig.model_validate({**base, "sweep": {"ray_address": "10.0.0.9:6379"}})
+    local = SweepConfig.model_validate(base)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster_address(local) is None  # a local Ray of the sweep's own
+    assert cluster_address(own) == "10.0.0.9:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6380")
+    assert cluster_address(local) == "127.0.0.1:6380"  # as ray.init() reads it
+    assert cluster_address(own) == "10.0.0.9:6379"  # the sweep file wins
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    assert cluster_address(local) is None
+
+
+def test_a_cluster_that_cannot_be_joined_is_one_line_naming_where_the_address_came_from():
+    from orchestrator.config.models import SweepConfig
+    from orchestrator.tuning.runner import _join_failure
+
+    base = {"name": "t", "task": {"kind": "regression"}}
+    base["objective"] = {"metric": "val/mse", "mode": "min"}
+    refused = ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+    env = _join_failure(SweepConfig.model_validate(base), "10.0.0.9:6379", refused)
+    assert env == (
+        "RAY_ADDRESS: cannot join the Ray cluster at 10.0.0.9:6379: Failed to connect to Ray "
+        "cluster at 10.0.0.9:6379 (is it running? with token auth, RAY_AUTH_TOKEN must hold "
+        "the cluster's token)"
+    )
+    own = SweepConfig.model_validate({**base, "sweep": {"ray_address": "ray://u:pw@head:10001"}})
+    line = _join_failure(own, "ray://u:pw@head:10001", RuntimeError(""))
+    assert line.startswith("sweep.ray_address: cannot join the Ray cluster at ray://***@head")
+    assert "pw" not in line and ": RuntimeError (is it running?" in line
