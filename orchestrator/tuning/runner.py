@@ -81,6 +81,9 @@ def _init_ray(config: SweepConfig) -> None:
     need = math.ceil(cpus_per_trial(config.resources) * config.sweep.max_concurrent)
     num_cpus = config.sweep.num_cpus or max(os.cpu_count() or 1, need)
     ray.init(
+        # "local", not None: None joins a `ray start` cluster running on this machine, if
+        # any, and then refuses num_cpus (a traceback); RAY_ADDRESS was honoured above
+        address="local",
         num_cpus=num_cpus,
         log_to_driver=False,
         logging_level=logging.WARNING,

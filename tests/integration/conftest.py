@@ -39,6 +39,11 @@ def _shared_cluster() -> LocalRayCluster:
     if _shared is None:
         # logical CPUs are scheduling tokens: 8 fit every test's max_concurrent trials
         cluster = LocalRayCluster(head_cpus=8, worker_cpus=None, dashboard=False)
+        # no token: a driver in this process (an in-process sweep) reads Ray's auth mode
+        # once, when it first connects, so it could not switch to a token later; the
+        # cluster serves only this test run (token auth is tested by test_launch_ray.py)
+        cluster.env["RAY_AUTH_MODE"] = "disabled"
+        cluster.env.pop("RAY_AUTH_TOKEN", None)
         try:
             cluster.start()
         except BaseException:
@@ -57,8 +62,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     cluster = _shared_cluster()
     os.environ["RAY_ADDRESS"] = cluster.gcs_address
-    for key in _JOIN_ENV[1:]:
-        os.environ[key] = cluster.env[key]
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.pop("RAY_AUTH_TOKEN", None)
 
 
 @pytest.hookimpl(trylast=True)

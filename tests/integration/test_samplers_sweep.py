@@ -115,7 +115,9 @@ def _start_ray() -> None:
 
     for attempt in range(3):
         try:
-            ray.init(num_cpus=2, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                address="local", num_cpus=2, log_to_driver=False, logging_level=logging.WARNING
+            )
             return
         except Exception:
             ray.shutdown()
