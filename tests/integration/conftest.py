@@ -9,8 +9,10 @@ the same trials, schedulers, searchers and tracking, minus the start-up.
 ``own_ray`` keeps a test on the path a user's laptop takes (the sweep starts and stops its
 own Ray): the shipped smoke sweep, the kill/Ctrl-C/outage tests (a killed driver takes its
 Ray down with it), the fail-fast placement check of a local Ray, the planted-secrets sweep
-(it reads its Ray's logs), and tests that hand a trial environment variables (a joined
-cluster's workers inherit the cluster's environment, not the driver's).
+(it reads its Ray's logs), tests that hand a trial environment variables (a joined
+cluster's workers inherit the cluster's environment, not the driver's), tests with clusters
+of their own, and tests whose sweeps run inside the pytest process (one process does not
+move between a local Ray and a joined one reliably).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import pytest
 
 from tests.integration.local_ray_cluster import LocalRayCluster
 
-# a driver joins with these; the marker variable stays out (it tells the cluster's own
-# processes apart, for stop())
+# what a driver joins with (the cluster's marker variable stays out: stop() finds the
+# cluster's own processes by it)
 _JOIN_ENV = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 _shared: LocalRayCluster | None = None
 _user_env = {k: os.environ.get(k) for k in _JOIN_ENV}

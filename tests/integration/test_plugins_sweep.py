@@ -15,7 +15,9 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from orchestrator.config import load_sweep
 from orchestrator.config.models import SAMPLERS, SCHEDULERS, SamplerConfig, SchedulerConfig
 
-pytestmark = pytest.mark.integration
+# the sweeps run in the test's own process, on a local Ray as before: a process that had
+# a local Ray (another in-process test) could not join a second cluster reliably
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 class StopAtOnce(FIFOScheduler):

@@ -12,7 +12,9 @@ import pytest
 
 from orchestrator.config.models import SAMPLERS
 
-pytestmark = pytest.mark.integration
+# the sweeps run in the test's own process, on a local Ray as before: a process that had
+# a local Ray (another in-process test) could not join a second cluster reliably
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 SWEEP = """\
 name: s-{kind}
@@ -102,16 +104,11 @@ def test_every_sampler_runs_start_points_first_and_warm_starts(tmp_path):
 
 
 def _start_ray() -> None:
-    """One Ray for every sweep: the test run's shared cluster when ``RAY_ADDRESS`` names
-    it (the first sweep joins it), else a local one. Ray gives its node 30 s to register
-    (hard-coded); on a busy machine that can run out, so up to three attempts."""
+    """One local Ray for every sweep. Ray gives its node 30 s to register (hard-coded); on a
+    busy machine that can run out, so up to three attempts."""
     import logging
-    import os
 
     import ray
-
-    if os.environ.get("RAY_ADDRESS"):
-        return
 
     for attempt in range(3):
         try:
