@@ -46,7 +46,9 @@ def test_process_cpu_is_cpu_seconds_of_the_tree_per_wall_second():
     values = sampler.sample()
     after, elapsed = psutil.Process().cpu_times(), time.monotonic() - wall
     used = (after.user + after.system) - (before.user + before.system)
-    assert used >= 0.29
+    # psutil reads /proc in clock ticks (10 ms), process_time() exactly: two readings can
+    # each lose up to a tick (seen: 0.2899... for 0.3 s spent)
+    assert used >= 0.28
     assert values["process_cpu_utilization_percentage"] == pytest.approx(
         used / elapsed * 100, rel=0.15
     )
