@@ -90,6 +90,12 @@ def make_trainable(
         # last checkpoint
         one_worker = runner is None and resources.workers == 1
         restored = _restored_state(tune.get_checkpoint()) if one_worker else None
+        if runner is not None:
+            from orchestrator.training.command_trial import read_state
+
+            # an external command's trial keeps its own small state (the script saves its
+            # weights where it likes): the epochs reported and the divergence history
+            restored = read_state(tune.get_checkpoint())
         kill = _kill_after_reports(restored)
 
         def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
@@ -114,6 +120,8 @@ def make_trainable(
                     trial_id=context.get_trial_id(),
                     trial_name=context.get_trial_name(),
                     trial_dir=trial_dir,
+                    restored=restored,
+                    checkpoints=sweep["train"].get("checkpoint") is not None,
                 )
             elif resources.workers == 1:
                 # the built-in loop, or the task's own (``python``: the user's function)
