@@ -127,3 +127,43 @@ def test_a_killed_command_trial_resumes_its_script_and_writes_nothing_to_rays_te
     names = {"log.txt", "attempts.txt", "command.json", "output.log", "command-state.json"}
     assert [p for p in in_ray_tmp if p.name in names or p.name.startswith("epoch_")] == []
     assert list(trial_dir.glob("checkpoint_*/command-state.json")), "Tune kept no checkpoint"
+
+
+# a 2-worker (DDP) trial, one Ray Train worker (rank 1) SIGKILLed after its 2nd report
+DDP_SWEEP = (
+    SWEEP.replace("name: restore", "name: ddprestore")
+    .replace("micro: 16", "micro: 8")
+    .replace("sweep: {", "resources: {workers: 2, cpus_per_worker: 1}\nsweep: {num_cpus: 3, ")
+)
+
+
+def test_a_killed_worker_of_a_two_worker_trial_continues_from_its_checkpoint(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ORCH_TEST_KILL_AFTER_REPORTS", str(KILLED_AFTER))
+    monkeypatch.setenv("ORCH_TEST_KILL_RANK", "1")
+    _, summary, client = run_cli_sweep(tmp_path, DDP_SWEEP, "ddprestore", timeout=900)
+    (row,) = summary["trials"]
+    assert row["status"] == "done" and row["stop_reason"] == "", row
+
+    (trial_dir,) = (Path(summary["sweep_dir"]) / "ray" / "tune").glob("trainable_*")
+    reports = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    # every epoch reached Tune once: the retry started after the last epoch Tune had
+    assert [r["orch.epoch"] for r in reports] == list(range(1, EPOCHS + 1))
+    attempts = [r["orch.attempt"] for r in reports]
+    assert attempts == sorted(attempts) and attempts[-1] > attempts[0], attempts
+    restarted = attempts.index(attempts[-1])  # the first report of the last attempt
+    # Ray Train may end the run before Tune hears the dead worker's last report; either
+    # way the retry continues from the checkpoint of the last epoch Tune has, not epoch 1
+    assert restarted in (KILLED_AFTER - 1, KILLED_AFTER) and restarted >= 1, attempts
+    restored = [r.get("orch.restored_from_epoch") for r in reports]
+    assert restored[restarted:] == [restarted] * (EPOCHS - restarted), restored
+    assert restored[:restarted] == [None] * restarted, restored
+
+    run = client.get_run(row["run_id"])
+    assert run.data.tags["orch.restored_from_epoch"] == str(restarted)
+    assert run.data.tags["orch.attempt"] == str(attempts[-1])
+    steps = [r["orch.step"] for r in reports]
+    for key in ("train/loss", "val/mse"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == steps, key
