@@ -164,8 +164,9 @@ class EmaConfig(StrictModel):
 class CheckpointConfig(StrictModel):
     """Trial checkpoints through Ray Tune (docs/reliability.md): a trial Tune restarts after
     an infrastructure failure, or that ``orchestrate resume`` continues, starts after its
-    last checkpoint instead of from scratch. Built-in tasks only (an external command keeps
-    its own)."""
+    last checkpoint instead of from scratch. An external command (``task.kind: command``)
+    saves its own weights: its trial hands Tune only its progress, with every report, and
+    ``every`` is the script's business (docs/external-command.md)."""
 
     #: checkpoint at the end of every this many epochs (never after the last)
     every: int = Field(1, ge=1)

@@ -99,8 +99,10 @@ class TaskSpec:
     val_metrics: tuple[str, ...]
     #: loss component names (``train/loss_<c>``, ``train/raw_<c>``)
     components: tuple[str, ...]
-    #: ``module:function`` that runs a whole trial in place of the built-in loop (a task
-    #: that trains outside this process). None: the loop + ``impl``
+    #: ``module:function(spec, report, *, trial_id, trial_name, trial_dir, restored,
+    #: checkpoints)`` that runs a whole trial in place of the built-in loop (a task that
+    #: trains outside this process; ``restored``: its state from its last Tune checkpoint,
+    #: ``checkpoints``: hand ``report(metrics, folder)`` new ones). None: the loop + ``impl``
     runner: str | None = None
     #: the train/val sets as MLflow dataset records (:mod:`orchestrator.tasks.datasets`),
     #: run in the driver after ``prepare``; None: the task names no data

@@ -89,7 +89,6 @@ class SweepTracker:
                 )
             )
         self.resumed = SWEEP_KEY in self.journal.created
-        self._reopened: set[str] = set()
         self._running: set[str] = set()  # trial runs started and not ended by this process
         self._system_steps: dict[str, int] = {}  # run key -> system-metric samples logged
         self.writer = JournalWriter(self.journal, uri).start()
@@ -172,8 +171,11 @@ class SweepTracker:
             and isinstance(v, int | float)
             and not isinstance(v, bool)
         ]
-        if key in self._reopened and step <= self.journal.last_step.get(key, -1):
-            metrics = []  # a restarted trial re-reporting steps its run already has
+        if step <= self.journal.last_step.get(key, -1):
+            # a restarted trial re-reporting steps its run already has: after a resume, or
+            # a Tune retry from a checkpoint older than its last report (checkpoint.every
+            # > 1); the run keeps the first values, MLflow never holds a step twice
+            metrics = []
         self._log_system(key, result.get(SYSTEM_SAMPLES))
         tags = [
             [k, str(v)]
@@ -330,7 +332,6 @@ class SweepTracker:
         SweepTracker._open.pop(str(self.journal_dir), None)
 
     def _reopen(self, key: str) -> None:
-        self._reopened.add(key)
         self.journal.append({"op": "set_status", "key": key, "status": "RUNNING"})
 
     def _end(self, key: str, status: str, tags: dict[str, str]) -> None:

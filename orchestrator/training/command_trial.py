@@ -5,14 +5,23 @@ parsed epoch becomes one report, like a built-in trial's epoch, so schedulers, t
 divergence stopper and MLflow work unchanged. The divergence rules also run here, on every
 epoch, so a diverging command is stopped (SIGTERM, then SIGKILL after ``grace_s``) before
 the report that says why: Tune may kill this process as soon as it sees that report.
+
+A restart (Tune's retry, ``orchestrate resume``) continues the script from its own
+checkpoint: every epoch's report hands Tune this trial's small state (:data:`STATE_FILE`:
+epochs reported, the divergence rules' history); a restarted trial whose script can resume
+(it templates ``{trial.resume_from}``) and left a checkpoint (``task.resume_file``) keeps
+its work dir, gets the checkpoint as ``{trial.resume_from}`` and numbers the script's next
+epoch after the last one reported.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import queue
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +33,7 @@ from orchestrator.reserved import (
     EPOCH,
     ERROR_TYPE,
     PREFIX,
+    RESTORED_FROM_EPOCH,
     STEP,
     STOP_DETAIL,
     STOP_OUTPUT,
@@ -31,29 +41,46 @@ from orchestrator.reserved import (
     STOP_STEP,
 )
 from orchestrator.search_space.space import apply_params, flatten
-from orchestrator.tasks.command.config import CommandTaskConfig, JsonLinesLog
+from orchestrator.tasks.command.config import RESUME_FROM, CommandTaskConfig, JsonLinesLog
 from orchestrator.tasks.command.metrics import JsonLinesTail, MetricMap, RegexRecords
 from orchestrator.tasks.command.process import CommandProcess
 from orchestrator.tasks.command.record import command_argv, write_command_record
-from orchestrator.tasks.command.template import render
+from orchestrator.tasks.command.template import placeholders, render
 from orchestrator.training.spec import TrialSpec
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[dict[str, Any]], None]
+#: ``report(metrics)``, or ``report(metrics, checkpoint_folder)``
+Report = Callable[..., None]
 #: the MLflow tag size this package keeps output tails under
 _TAIL_CHARS = 4000
+#: this trial's own state in each of its Tune checkpoints (the script keeps its own)
+STATE_FILE = "command-state.json"
 
 
 def run_command_trial(
-    spec: TrialSpec, report: Report, *, trial_id: str, trial_name: str, trial_dir: str
+    spec: TrialSpec,
+    report: Report,
+    *,
+    trial_id: str,
+    trial_name: str,
+    trial_dir: str,
+    restored: dict[str, Any] | None = None,
+    checkpoints: bool = False,
 ) -> None:
-    """Run the trial's command until it exits, diverges, stalls or is stopped."""
+    """Run the trial's command until it exits, diverges, stalls or is stopped.
+
+    ``restored``: the state of the trial's last Tune checkpoint (:func:`read_state`), on a
+    restart. ``checkpoints``: hand every epoch's report a checkpoint of that state
+    (``report(metrics, folder)``), so a restart can continue.
+    """
     config = spec.config()
     task = config.task
     assert isinstance(task, CommandTaskConfig)
     hyper = apply_params(config.hyperparameters(), spec.params)
-    work_dir = _fresh_work_dir(Path(trial_dir))
+    trial_path = Path(trial_dir)
+    work_dir = trial_path / "work"
+    checkpoint_dir = trial_path / "checkpoints"
     values: dict[str, Any] = flatten(hyper)
     values.update({f"env.{k}": v for k, v in os.environ.items()})
     values.update(
@@ -62,10 +89,27 @@ def run_command_trial(
             "trial.name": trial_name,
             "trial.dir": trial_dir,
             "trial.work_dir": str(work_dir),
+            "trial.checkpoint_dir": str(checkpoint_dir),
+            RESUME_FROM: "",
         }
     )
     if task.repo is not None:
         values["repo"] = task.repo
+    resume_from = resume_file(task, values, work_dir) if restored is not None else None
+    logs_before: dict[str, int] = {}
+    if resume_from is None:
+        # a first attempt, or one that cannot continue (no state, a script that cannot
+        # resume or left no checkpoint): it starts over in empty folders
+        restored = None
+        _fresh_dir(work_dir)
+        _fresh_dir(checkpoint_dir)
+    else:
+        # the script continues in the folders it wrote; its log's earlier epochs were
+        # reported by the attempts before
+        values[RESUME_FROM] = str(resume_from)
+        if isinstance(task.log, JsonLinesLog):
+            logs_before = _sizes(str(work_dir / render(task.log.path, values)))
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
     argv = command_argv(task, values)
     cwd = work_dir / render(task.cwd, values) if task.cwd else work_dir
     env = command_env(config, spec.params, values, task)
@@ -78,7 +122,7 @@ def run_command_trial(
     tail: JsonLinesTail | None = None
     on_line = None
     if isinstance(task.log, JsonLinesLog):
-        tail = JsonLinesTail(str(work_dir / render(task.log.path, values)))
+        tail = JsonLinesTail(str(work_dir / render(task.log.path, values)), logs_before)
     else:
         regex = RegexRecords(task.log.pattern)
 
@@ -90,6 +134,10 @@ def run_command_trial(
     primary = config.primary
     check = EpochCheck(config.stopping.divergence, (primary.metric, primary.mode))
     history = check.history
+    if restored is not None:
+        history[:] = [dict(r) for r in restored["history"]]
+        report = _restored_from(report, int(restored["epoch"]))
+        log.info("continuing after epoch %d from %s", restored["epoch"], resume_from)
     process = CommandProcess(
         argv,
         cwd=str(cwd),
@@ -148,7 +196,10 @@ def run_command_trial(
                 if reason is not None:
                     stop(reason.code, reason.detail, result, output=False)
                     return
-                report(result)
+                if checkpoints:
+                    _report_with_state(report, result, history)
+                else:
+                    report(result)
             if exit_code is not None:
                 break
             now = time.monotonic()
@@ -173,18 +224,69 @@ def run_command_trial(
         process.close(task.grace_s)
 
 
-def _fresh_work_dir(trial_dir: Path) -> Path:
-    """``<trial dir>/work``, empty. A trial Tune restarts (after its node or actor died) runs
-    in the same trial dir; the earlier attempt's files move to ``work.1``, ``work.2`` ...,
-    so its log lines are not read again as this attempt's epochs."""
-    work_dir = trial_dir / "work"
-    if work_dir.exists() and any(work_dir.iterdir()):
+def _fresh_dir(folder: Path) -> None:
+    """``folder`` (``work``, ``checkpoints``), empty. A trial Tune restarts (after its node
+    or actor died) runs in the same trial dir; when it starts over, the earlier attempt's
+    files move to ``work.1``, ``work.2`` ..., so its log lines are not read again as this
+    attempt's epochs and its checkpoints are not taken for this attempt's."""
+    if folder.exists() and any(folder.iterdir()):
         n = 1
-        while (trial_dir / f"work.{n}").exists():
+        while folder.with_name(f"{folder.name}.{n}").exists():
             n += 1
-        work_dir.rename(trial_dir / f"work.{n}")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    return work_dir
+        folder.rename(folder.with_name(f"{folder.name}.{n}"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def resume_file(task: CommandTaskConfig, values: dict[str, Any], work_dir: Path) -> Path | None:
+    """The script's checkpoint a restarted trial resumes from: the newest match of
+    ``task.resume_file`` (relative to the work dir), or None when the command cannot resume
+    (it never uses ``{trial.resume_from}``) or no attempt left one."""
+    uses = any(p.name == RESUME_FROM for t in task.templates().values() for p in placeholders(t))
+    if not uses:
+        return None
+    pattern = work_dir / render(task.resume_file, values)
+    found = [Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file()]
+    if not found:
+        return None
+    # newest first; equal times (a coarse clock) by name, checkpoint0009 before 0010
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def read_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The trial's state in a Tune checkpoint (``tune.get_checkpoint()``), or None."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / STATE_FILE
+        if not path.is_file():
+            return None
+        state: dict[str, Any] = json.loads(path.read_text())
+        return state
+
+
+def _report_with_state(report: Report, result: dict[str, Any], history: list[Any]) -> None:
+    """Report ``result`` with a checkpoint of this trial's state after it: a few KB, every
+    epoch, whatever the script's own cadence (a restart continues after the last epoch
+    reported, so the two must agree on it)."""
+    with tempfile.TemporaryDirectory(prefix="orch-command-state-") as folder:
+        state = {"epoch": len(history), "history": history}
+        (Path(folder) / STATE_FILE).write_text(json.dumps(state, default=str))
+        # the report persists the folder into the trial's storage before it returns
+        report(result, folder)
+
+
+def _restored_from(report: Report, epoch: int) -> Report:
+    """``report`` with ``orch.restored_from_epoch`` in every report of a restored trial."""
+
+    def tagged(metrics: dict[str, Any], *args: Any) -> None:
+        report({**metrics, RESTORED_FROM_EPOCH: epoch}, *args)
+
+    return tagged
+
+
+def _sizes(pattern: str) -> dict[str, int]:
+    """Every file matching ``pattern`` with its size now: what earlier attempts logged."""
+    return {str(Path(p)): Path(p).stat().st_size for p in glob.glob(pattern) if Path(p).is_file()}
 
 
 def _finish(

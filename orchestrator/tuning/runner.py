@@ -248,16 +248,43 @@ def _fit(tuner: Any, tracker: Any, config: SweepConfig, sweep_dir: Path, out: Te
     """Run one experiment to its end; a Ctrl-C (or any failure) leaves the parent run
     KILLED and raises (:class:`SweepInterrupted` for a Ctrl-C)."""
     interrupt = _InterruptWatch()
+    # a local Ray is this sweep's alone: what Tune stages in its session folder can go
+    staged = _staging_folders() if not config.sweep.ray_address else None
     try:
         with interrupt:
             grid = tuner.fit()
     except BaseException:
         _interrupted(tracker, config, sweep_dir, out)
         raise
+    if staged is not None:
+        _remove_new_staging(staged)
     if interrupt.fired:
         _interrupted(tracker, config, sweep_dir, out)
         raise SweepInterrupted(sweep_dir)
     return grid
+
+
+def _staging_folders() -> set[Path]:
+    """The experiment folders Ray Tune stages in this node's session folder now
+    (``/tmp/ray/session_*/artifacts/<timestamp>/<experiment>``)."""
+    from ray.train.constants import _get_ray_train_session_dir
+
+    return set(Path(_get_ray_train_session_dir()).glob("*/*"))
+
+
+def _remove_new_staging(before: set[Path]) -> None:
+    """Remove the staging folders an experiment that has ended left in Ray's session folder.
+
+    Tune writes its driver-side files (each trial's ``params.pkl``, ``result.json``, the
+    searcher's state) and trials' working dirs there and copies them into the sweep
+    folder, which has them all once ``fit`` returns; the copies would stay in /tmp after
+    the sweep (one folder per experiment, never cleaned by Ray)."""
+    import shutil
+
+    for folder in _staging_folders() - before:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not any(folder.parent.iterdir()):
+            folder.parent.rmdir()
 
 
 def _rows(grid: Any, tracker: Any, epochs: int) -> list[TrialRow]:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 COORDINATOR_CPUS = 0.1
 #: see :func:`_kill_after_reports`
 KILL_AFTER_REPORTS_ENV = "ORCH_TEST_KILL_AFTER_REPORTS"
+#: the Ray Train worker (world rank) that the hook kills in a multi-worker trial; unset: none
+KILL_RANK_ENV = "ORCH_TEST_KILL_RANK"
 
 
 def trial_resources(resources: Resources) -> dict[str, float]:
@@ -90,6 +92,12 @@ def make_trainable(
         # last checkpoint
         one_worker = runner is None and resources.workers == 1
         restored = _restored_state(tune.get_checkpoint()) if one_worker else None
+        if runner is not None:
+            from orchestrator.training.command_trial import read_state
+
+            # an external command's trial keeps its own small state (the script saves its
+            # weights where it likes): the epochs reported and the divergence history
+            restored = read_state(tune.get_checkpoint())
         kill = _kill_after_reports(restored)
 
         def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
@@ -114,6 +122,8 @@ def make_trainable(
                     trial_id=context.get_trial_id(),
                     trial_name=context.get_trial_name(),
                     trial_dir=trial_dir,
+                    restored=restored,
+                    checkpoints=sweep["train"].get("checkpoint") is not None,
                 )
             elif resources.workers == 1:
                 # the built-in loop, or the task's own (``python``: the user's function)
@@ -208,7 +218,8 @@ def _restored_state(checkpoint: Any, rank: int = 0) -> dict[str, Any] | None:
 def _kill_after_reports(restored: dict[str, Any] | None) -> Callable[[], None]:
     """A test hook for the fault tests: with ``ORCH_TEST_KILL_AFTER_REPORTS=N``, a trial that
     was not restored from a checkpoint SIGKILLs its own process after its N-th report, as a
-    node or OOM killer would."""
+    node or OOM killer would (in a multi-worker trial, only the worker whose rank
+    ``ORCH_TEST_KILL_RANK`` names)."""
     limit = int(os.environ.get(KILL_AFTER_REPORTS_ENV, "0") or 0)
     done = [0]
 
@@ -217,6 +228,30 @@ def _kill_after_reports(restored: dict[str, Any] | None) -> Callable[[], None]:
         if limit and restored is None and done[0] >= limit:
             import signal
 
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_report
+
+
+def _kill_worker_after_reports(trial_dir: str | None, rank: int) -> Callable[[], None]:
+    """The fault tests' hook in a Ray Train worker: the worker of rank ``ORCH_TEST_KILL_RANK``
+    SIGKILLs itself a few seconds after its ``ORCH_TEST_KILL_AFTER_REPORTS``-th report
+    (mid-epoch, once Ray Train has taken the report), once per trial: a marker in the
+    trial's folder keeps the retries alive however far back they restart."""
+    if not trial_dir or os.environ.get(KILL_RANK_ENV, "") != str(rank):
+        return lambda: None
+    marker = os.path.join(trial_dir, f"test-killed-rank-{rank}")
+    limit = int(os.environ.get(KILL_AFTER_REPORTS_ENV, "0") or 0)
+    done = [0]
+
+    def after_report() -> None:
+        done[0] += 1
+        if limit and done[0] == limit and not os.path.exists(marker):
+            import signal
+            import time
+
+            open(marker, "w").close()
+            time.sleep(3)
             os.kill(os.getpid(), signal.SIGKILL)
 
     return after_report
@@ -238,8 +273,14 @@ def _worker_loop(config: dict[str, Any]) -> None:
         # every rank's state-<rank>.pt goes into the same checkpoint folder
         saved = ray.train.Checkpoint.from_directory(checkpoint) if checkpoint else None
         ray.train.report(sampler.attach(metrics) if sampler else metrics, checkpoint=saved)
+        kill()
 
+    # a trial Tune restarted builds a Train run of the same name and storage folder, whose
+    # latest checkpoint Ray Train V2 restores (its checkpoint manager's snapshot there):
+    # Tune itself never holds one of a multi-worker trial (TuneReportCallback passes it
+    # only the checkpoint's path, as a metric)
     restored = _restored_state(ray.train.get_checkpoint(), rank)
+    kill = _kill_worker_after_reports(spec.trial_dir, rank)
     trial_loop = get_task(spec.sweep["task"]["kind"]).trial_loop()
     try:
         trial_loop(spec, report, restored, checkpoints=True)

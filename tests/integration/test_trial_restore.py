@@ -5,6 +5,9 @@ as diverged, and MLflow's final metrics are Tune's last result."""
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,110 @@ def test_a_killed_trial_continues_from_its_checkpoint(tmp_path, monkeypatch):
             r[key] for r in reports
         ]
     assert run.data.metrics["val/mse"] == reports[-1]["val/mse"]
+
+
+# an external command (#14, item 4): its script writes its own checkpoint per epoch into
+# {trial.checkpoint_dir} and continues from {trial.resume_from}; the trial process is
+# SIGKILLed after its 2nd report (a lost node), Tune retries it
+COMMAND_SWEEP = """\
+name: cmdrestore
+task:
+  kind: command
+  command: [{python}, {script}]
+  args: {{out: "{{trial.work_dir}}", ckpt: "{{trial.checkpoint_dir}}", epochs: "{{train.epochs}}",
+          epoch-s: 1.0, resume: "{{trial.resume_from}}"}}
+  metrics: {{train/loss: loss}}
+  poll_s: 0.1
+  grace_s: 2
+train: {{epochs: {epochs}}}
+objective: {{metric: train/loss, mode: min}}
+sweep: {{num_samples: 1, max_concurrent: 1, max_retries: 2}}
+stopping: {{scheduler: {{kind: none}}}}
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
+def test_a_killed_command_trial_resumes_its_script_and_writes_nothing_to_rays_temp(
+    tmp_path, monkeypatch
+):
+    from tests.unit.test_command_resume import RESUMABLE
+
+    script = tmp_path / "train.py"
+    script.write_text(RESUMABLE)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="orch-rt-", dir="/tmp"))  # short: Unix sockets
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.setenv("ORCH_TEST_KILL_AFTER_REPORTS", str(KILLED_AFTER))
+    try:
+        text = COMMAND_SWEEP.format(python=sys.executable, script=script, epochs=EPOCHS)
+        _, summary, client = run_cli_sweep(tmp_path, text, "cmdrestore", timeout=600)
+        in_ray_tmp = [p for p in ray_tmp.rglob("*") if p.is_file()]
+        staged = [p for p in in_ray_tmp if "artifacts" in p.relative_to(ray_tmp).parts]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    (row,) = summary["trials"]
+    assert row["status"] == "done" and row["stop_reason"] == "", row
+
+    (trial_dir,) = (Path(summary["sweep_dir"]) / "ray" / "tune").glob("trainable_*")
+    # the script ran twice, the second time from its epoch-2 checkpoint
+    lines = (trial_dir / "work" / "attempts.txt").read_text().splitlines()
+    attempts = [json.loads(line) for line in lines]
+    newest = trial_dir / "checkpoints" / f"epoch_{KILLED_AFTER}.json"
+    assert attempts == [{"resume": None, "start": 0}, {"resume": str(newest), "start": 2}]
+    reports = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    assert [r["orch.epoch"] for r in reports] == list(range(1, EPOCHS + 1))
+    assert [r.get("orch.restored_from_epoch") for r in reports] == [None, None, 2, 2]
+    assert [r["orch.attempt"] for r in reports] == [1, 1, 2, 2]
+
+    run = client.get_run(row["run_id"])
+    assert run.data.tags["orch.restored_from_epoch"] == "2"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [1 / e for e in range(1, EPOCHS + 1)]
+    )
+    # the script's files and the trial's own checkpoints are in the sweep folder only:
+    # nothing was staged in Ray's session folder (Ray's own logs and sockets are there)
+    assert staged == [], staged
+    names = {"log.txt", "attempts.txt", "command.json", "output.log", "command-state.json"}
+    assert [p for p in in_ray_tmp if p.name in names or p.name.startswith("epoch_")] == []
+    assert list(trial_dir.glob("checkpoint_*/command-state.json")), "Tune kept no checkpoint"
+
+
+# a 2-worker (DDP) trial, one Ray Train worker (rank 1) SIGKILLed after its 2nd report
+DDP_SWEEP = (
+    SWEEP.replace("name: restore", "name: ddprestore")
+    .replace("micro: 16", "micro: 8")
+    .replace("sweep: {", "resources: {workers: 2, cpus_per_worker: 1}\nsweep: {num_cpus: 3, ")
+)
+
+
+def test_a_killed_worker_of_a_two_worker_trial_continues_from_its_checkpoint(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ORCH_TEST_KILL_AFTER_REPORTS", str(KILLED_AFTER))
+    monkeypatch.setenv("ORCH_TEST_KILL_RANK", "1")
+    _, summary, client = run_cli_sweep(tmp_path, DDP_SWEEP, "ddprestore", timeout=900)
+    (row,) = summary["trials"]
+    assert row["status"] == "done" and row["stop_reason"] == "", row
+
+    (trial_dir,) = (Path(summary["sweep_dir"]) / "ray" / "tune").glob("trainable_*")
+    reports = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    # every epoch reached Tune once: the retry started after the last epoch Tune had
+    assert [r["orch.epoch"] for r in reports] == list(range(1, EPOCHS + 1))
+    attempts = [r["orch.attempt"] for r in reports]
+    assert attempts == sorted(attempts) and attempts[-1] > attempts[0], attempts
+    restarted = attempts.index(attempts[-1])  # the first report of the last attempt
+    # Ray Train may end the run before Tune hears the dead worker's last report; either
+    # way the retry continues from the checkpoint of the last epoch Tune has, not epoch 1
+    assert restarted in (KILLED_AFTER - 1, KILLED_AFTER) and restarted >= 1, attempts
+    restored = [r.get("orch.restored_from_epoch") for r in reports]
+    assert restored[restarted:] == [restarted] * (EPOCHS - restarted), restored
+    assert restored[:restarted] == [None] * restarted, restored
+
+    run = client.get_run(row["run_id"])
+    assert run.data.tags["orch.restored_from_epoch"] == str(restarted)
+    assert run.data.tags["orch.attempt"] == str(attempts[-1])
+    steps = [r["orch.step"] for r in reports]
+    for key in ("train/loss", "val/mse"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == steps, key

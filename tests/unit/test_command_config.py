@@ -201,15 +201,16 @@ def test_searched_keys_may_be_used_by_args_or_options_only(write_sweep):
 def test_the_shipped_rtdetr_file_renders_rtdetrs_command_line():
     from pathlib import Path
 
-    from orchestrator.tasks.command.template import render
+    from orchestrator.tasks.command.record import named_arguments
 
     path = Path(__file__).resolve().parents[2] / "search_spaces" / "rtdetr_external.yaml"
     task = load_sweep(path).task
     values = {"train.seed": 0, "trial.work_dir": "/w", "optim.lr": 1e-05, "train.epochs": 12,
               "batch.effective": 16, "loss.weight.vfl": 1.0, "loss.weight.bbox": 5.0,
               "loss.weight.giou": 2.0, "loss.focal.gamma": 2.0,
-              "loss.focal.alpha": 0.75}  # fmt: skip
-    argv = task.command + [render(a, values) for a in task.argument_templates()]
+              "loss.focal.alpha": 0.75, "trial.resume_from": ""}  # fmt: skip
+    argv = task.command + named_arguments(task, values)
+    # a first attempt: nothing to resume, so no -r
     assert argv == [
         "python", "tools/train.py", "--config", "configs/rtdetrv2/rtdetrv2_r18vd_120e_coco.yml",
         "--seed", "0", "--output-dir", "/w", "-u", "optimizer.lr=1.0e-05", "epoches=12",
@@ -218,6 +219,10 @@ def test_the_shipped_rtdetr_file_renders_rtdetrs_command_line():
         "RTDETRCriterionv2.weight_dict.loss_giou=2.0", "RTDETRCriterionv2.gamma=2.0",
         "RTDETRCriterionv2.alpha=0.75",
     ]  # fmt: skip
+    # a restart resumes from RT-DETR's own checkpoint: -r PATH after the output dir
+    again = task.command + named_arguments(task, {**values, "trial.resume_from": "/w/last.pth"})
+    assert again == [*argv[:8], "-r", "/w/last.pth", *argv[8:]]
+    assert task.resume_file == "last.pth"
 
 
 def test_a_trials_params_are_what_its_command_uses(write_sweep):

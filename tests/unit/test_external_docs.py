@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.config import load_sweep
 from orchestrator.search_space.space import flatten
 from orchestrator.tasks.command.config import CommandTaskConfig
-from orchestrator.tasks.command.template import render
+from orchestrator.tasks.command.record import named_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +33,10 @@ def test_the_rtdetr_cpu_walkthrough_validates_and_reaches_the_command_line():
     values = {
         **flatten(config.hyperparameters()),
         "trial.work_dir": "/t/work",
+        "trial.resume_from": "",
         "repo": task.repo,
     }
-    argv = task.command + [render(a, values) for a in task.argument_templates()]
+    argv = task.command + named_arguments(task, values)
     line = " ".join(argv)
     assert "--device cpu" in line and "--output-dir /t/work" in line
     # every task.options override is one key=value after -u, as RT-DETR's parse_cli reads it

@@ -116,6 +116,26 @@ def test_reopened_tracker_continues_runs_and_skips_logged_steps(tmp_path, store)
     again.close()
 
 
+def test_a_retried_trial_does_not_log_a_step_twice(tmp_path, store):
+    # a Tune retry in the same driver (no resume): with train.checkpoint.every: 2 the trial
+    # reported steps 1-3, died, and continues from the checkpoint of step 2
+    tracker = _tracker(tmp_path, store)
+    tracker.start_sweep({}, {})
+    tracker.start_trial("t1", "trial-1", {})
+    for step, loss in ((1, 3.0), (2, 2.0), (3, 1.5)):
+        tracker.log_result("t1", {"train/loss": loss}, step)
+    for step, loss in ((3, 1.4), (4, 1.0)):
+        tracker.log_result("t1", {"train/loss": loss, "orch.attempt": 2}, step)
+    tracker.end_trial("t1", "FINISHED", {})
+    assert tracker.flush(60)
+    client = MlflowClient(store)
+    run = client.get_run(tracker.trial_runs["t1"])
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 2.0), (3, 1.5), (4, 1.0)]
+    assert run.data.tags["orch.attempt"] == "2"  # tags of a skipped step still arrive
+    tracker.close()
+
+
 def test_rejected_op_is_set_aside_and_later_ops_still_apply(tmp_path, store):
     tracker = _tracker(tmp_path, store)
     tracker.start_sweep({"a": 1}, {})

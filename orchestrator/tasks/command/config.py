@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,16 @@ from orchestrator.tasks.command.metrics import parse_field
 from orchestrator.tasks.command.template import TemplateError, format_value, placeholders
 
 #: placeholders filled per trial (besides hyperparameters, ``env.NAME`` and ``repo``)
-TRIAL_KEYS = ("trial.id", "trial.name", "trial.dir", "trial.work_dir")
+TRIAL_KEYS = (
+    "trial.id",
+    "trial.name",
+    "trial.dir",
+    "trial.work_dir",
+    "trial.checkpoint_dir",
+    "trial.resume_from",
+)
+#: the placeholder that is empty on a first attempt (nothing to resume from)
+RESUME_FROM = "trial.resume_from"
 #: hyperparameters the sweep reads for a command trial itself (logged as ``sweep.<key>``)
 SWEEP_OWN = ("train.epochs",)
 #: (path in the sweep file, rule, offending value)
@@ -66,6 +76,18 @@ class StdoutRegexLog(StrictModel):
 MetricsLog = Annotated[JsonLinesLog | StdoutRegexLog, Field(discriminator="kind")]
 
 
+@dataclass(frozen=True)
+class ArgumentEntry:
+    """One ``args`` or ``options`` entry as argument templates. An entry with a value whose
+    templates all render empty is left out whole, flag included: ``r: "{trial.resume_from}"``
+    is ``-r PATH`` on a restart and nothing on a first attempt."""
+
+    #: the argument templates, in order (``--config``, ``a.yml``; or ``--config=a.yml``)
+    items: tuple[str, ...]
+    #: the templates of its value; empty for a bare switch (``--amp``), which is always kept
+    values: tuple[str, ...] = ()
+
+
 class CommandTaskConfig(TaskConfig):
     """Run ``command`` per trial and read its epochs from ``log`` as it runs."""
 
@@ -105,6 +127,9 @@ class CommandTaskConfig(TaskConfig):
     poll_s: float = Field(1.0, gt=0, le=60)
     #: output lines kept for MLflow when the command fails or is stopped
     tail_lines: int = Field(40, ge=1, le=1000)
+    #: the script's checkpoint to resume from (templated glob, relative to the trial's work
+    #: dir): on a restarted trial, ``{trial.resume_from}`` is its newest match
+    resume_file: str = "{trial.checkpoint_dir}/*"
 
     @field_validator("command")
     @classmethod
@@ -181,6 +206,19 @@ class CommandTaskConfig(TaskConfig):
                 raise ValueError(str(exc)) from None
         return self
 
+    @field_validator("resume_file")
+    @classmethod
+    def _resume_file(cls, v: str) -> str:
+        try:
+            names = [p.name for p in placeholders(v)]
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        if RESUME_FROM in names:
+            raise ValueError(
+                f"{{{RESUME_FROM}}} is what this pattern finds, it cannot be part of it, got {v!r}"
+            )
+        return v
+
     def templates(self) -> dict[tuple[str, ...], str]:
         """Every templated string, by its path in the sweep file."""
         out: dict[tuple[str, ...], str] = {}
@@ -205,28 +243,40 @@ class CommandTaskConfig(TaskConfig):
                 out[("task", "options", key)] = option
         if isinstance(self.log, JsonLinesLog):
             out[("task", "log", "path")] = self.log.path
+        out[("task", "resume_file")] = self.resume_file
         return out
 
     def argument_templates(self) -> list[str]:
-        """``args`` and ``options`` as argument templates, in order, after ``command``."""
-        out: list[str] = []
+        """``args`` and ``options`` as argument templates, in order, after ``command``
+        (every entry, also those an empty value will leave out)."""
+        arguments, options = self.argument_entries()
+        flag = [self.options_flag] if options and self.options_flag else []
+        return (
+            [item for entry in arguments for item in entry.items]
+            + flag
+            + [item for entry in options for item in entry.items]
+        )
+
+    def argument_entries(self) -> tuple[list[ArgumentEntry], list[ArgumentEntry]]:
+        """``args`` and ``options`` as entries (the options without ``options_flag``)."""
+        arguments: list[ArgumentEntry] = []
         for key, value in self.args.items():
             flag = ("-" if len(key) == 1 else "--") + key
             if value is None or value is False:
                 continue
             if value is True:
-                out.append(flag)
+                arguments.append(ArgumentEntry((flag,)))
                 continue
-            items = [_literal(x) for x in (value if isinstance(value, list) else [value])]
+            items = tuple(_literal(x) for x in (value if isinstance(value, list) else [value]))
             if self.args_style == "--key=value":
-                out.append(f"{flag}={' '.join(items)}")
+                arguments.append(ArgumentEntry((f"{flag}={' '.join(items)}",), items))
             else:
-                out += [flag, *items]
-        options = flatten(self.options)
-        if options and self.options_flag:
-            out.append(self.options_flag)
-        out += [f"{key}={_literal(value)}" for key, value in options.items()]
-        return out
+                arguments.append(ArgumentEntry((flag, *items), items))
+        options = [
+            ArgumentEntry((f"{key}={_literal(value)}",), (_literal(value),))
+            for key, value in flatten(self.options).items()
+        ]
+        return arguments, options
 
     def reported_metrics(self) -> list[str]:
         """The metric names of ``metrics``: what objectives and rules may use."""

@@ -117,22 +117,32 @@ class JsonLinesTail:
     ``path`` may be a glob (MMEngine writes under a timestamped folder): the first match,
     in sorted order, is followed once it appears. A partly written last line waits for its
     newline. Lines that are not a JSON object are counted in :attr:`skipped`.
+
+    ``before`` (path -> size) is what an earlier attempt of a resumed trial wrote: only what
+    is written after it is read, and a glob follows the first match that is new or has
+    grown (MMEngine starts a new timestamped folder per run; RT-DETR appends to its log).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, before: Mapping[str, int] | None = None) -> None:
         self.pattern = path
         self.path: Path | None = None
         self.offset = 0
         self._partial = b""
         self.skipped = 0
+        self.before = dict(before or {})
 
     def _resolve(self) -> Path | None:
         if self.path is None:
             if glob.has_magic(self.pattern):
                 matches = sorted(glob.glob(self.pattern))
-                self.path = Path(matches[0]) if matches else None
-            elif Path(self.pattern).exists():
-                self.path = Path(self.pattern)
+            else:
+                matches = [self.pattern] if Path(self.pattern).exists() else []
+            for match in matches:
+                size = self.before.get(str(Path(match)))
+                if size is None or Path(match).stat().st_size > size:
+                    self.path = Path(match)
+                    self.offset = size or 0
+                    break
         return self.path
 
     def poll(self) -> list[dict[str, Any]]:
