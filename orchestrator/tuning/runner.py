@@ -221,6 +221,7 @@ def _trainable(config: SweepConfig, data_root: Path, sweep_dir: Path) -> Any:
             str(data_root),
             config.resources,
             str(sweep_dir / "ray"),
+            config.stopping.scheduler.mutated_keys(dict(config.space)),
         ),
         trial_resources(config.resources),
     )
