@@ -52,7 +52,8 @@ PBT_CLONED_FROM = "orch.pbt.cloned_from"
 PBT_EXPLOIT_EPOCH = "orch.pbt.exploit_epoch"
 #: how many times the trial's line was cloned (its own exploits and its donors')
 PBT_EXPLOITS = "orch.pbt.exploits"
-#: the whole line, oldest first: ``[[trial id, epoch], ...]`` as JSON
+#: the whole line, oldest first, as JSON: ``[[donor id, epoch, cloning trial id], ...]`` (a
+#: clone inherits its donor's line)
 PBT_LINEAGE = "orch.pbt.lineage"
 #: a diverged member the population scheduler replaced by a clone: ``code: detail``
 PBT_REPLACED = "orch.pbt.replaced"

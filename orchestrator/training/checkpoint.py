@@ -100,14 +100,16 @@ def apply(
 
 def lineage_after(restored: dict[str, Any] | None, trial_id: str) -> list[list[Any]]:
     """The clones behind a trial restored from ``restored``, oldest first:
-    ``[[donor trial id, epoch], ...]``; restoring another trial's checkpoint (a population
-    scheduler's clone) adds that trial and the checkpoint's epoch."""
+    ``[[donor trial id, epoch, cloning trial id], ...]``; restoring another trial's
+    checkpoint (a population scheduler's clone) adds that trial, the checkpoint's epoch and
+    this trial. A clone inherits its donor's line, so the entries a trial made itself are
+    those whose third item is its own id."""
     if restored is None:
         return []
     line = [list(x) for x in restored.get("lineage") or []]
     writer = restored.get("trial_id")
     if writer and trial_id and writer != trial_id:
-        line.append([writer, restored["epoch"]])
+        line.append([writer, restored["epoch"], trial_id])
     return line
 
 
