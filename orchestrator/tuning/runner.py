@@ -20,6 +20,7 @@ from orchestrator.reserved import (
     EPOCH,
     NUM_STOPPED,
     NUM_TRIALS,
+    PBT_LINEAGE,
     PREFIX,
     STATUS,
     STOPPED_BY,
@@ -449,6 +450,7 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         },
         epochs=int(metrics.get(EPOCH, 0) or 0),
         run_id=runs.get(tid),
+        lineage=json.loads(metrics[PBT_LINEAGE]) if metrics.get(PBT_LINEAGE) else [],
     )
 
 
