@@ -15,7 +15,7 @@ from tests.integration.cli_sweep import run_cli_sweep
 
 pytestmark = pytest.mark.integration
 
-EPOCHS = 6
+EPOCHS = 4
 INTERVAL = 2
 MEMBERS = 4
 # a learning rate from 3e-4 to 3e-2 gives curves far apart, so the ranking at each
@@ -46,7 +46,7 @@ def test_a_pbt_sweep_clones_members_and_mlflow_tells_the_truth(tmp_path):
 
     runs = {r["trial"]: client.get_run(r["run_id"]) for r in rows}
     cloned = {name: run for name, run in runs.items() if "orch.pbt.cloned_from" in run.data.tags}
-    # quantile 0.25 of 4 members: one member clones another at epochs 2 and 4
+    # quantile 0.25 of 4 members: one member clones another at epoch 2 (4 is the last)
     assert cloned, {n: r.data.tags for n, r in runs.items()}
     perturbation_epochs = set(range(INTERVAL, EPOCHS, INTERVAL))
     for name, run in runs.items():
