@@ -45,6 +45,19 @@ RESTORED_FROM_EPOCH = "orch.restored_from_epoch"
 #: which attempt of the trial made the report: 1, then 2 ... after each restart by Tune
 ATTEMPT = "orch.attempt"
 
+# -- population-based training (pbt, pb2; docs/pbt.md), in reports and as run tags ----------
+#: the Tune trial id of the member whose checkpoint and values this trial last cloned
+PBT_CLONED_FROM = "orch.pbt.cloned_from"
+#: the epoch of the cloned checkpoint: the trial continued after it with the new values
+PBT_EXPLOIT_EPOCH = "orch.pbt.exploit_epoch"
+#: how many times the trial's line was cloned (its own exploits and its donors')
+PBT_EXPLOITS = "orch.pbt.exploits"
+#: the whole line, oldest first, as JSON: ``[[donor id, epoch, cloning trial id], ...]`` (a
+#: clone inherits its donor's line)
+PBT_LINEAGE = "orch.pbt.lineage"
+#: a diverged member the population scheduler replaced by a clone: ``code: detail``
+PBT_REPLACED = "orch.pbt.replaced"
+
 # -- the batch plan, set in the trial config by the search space (and reported back) --------
 EFFECTIVE_BATCH = "orch.effective_batch"
 MICRO_BATCH = "orch.micro_batch"

@@ -25,7 +25,8 @@ from orchestrator.compare.load import (
 from orchestrator.compare.markdown import render_markdown
 from orchestrator.compare.promote import promote
 from orchestrator.compare.records import SweepData, Trial
-from orchestrator.compare.report import build_report, curve_runs
+from orchestrator.compare.report import build_report, curve_runs, scheduled_trials
+from orchestrator.compare.schedules import in_force_keys, run_names, schedule_of
 from orchestrator.errors import CompareError
 from orchestrator.tracking.uri import resolve_tracking_uri
 
@@ -83,6 +84,11 @@ def run_compare(opts: CompareOptions, out: TextIO | None = None) -> Path | None:
     )
     for t in curve_runs(report):
         report.curves[t.run_id] = histories(client, t.run_id, curve_metrics([t]))
+    names = run_names(sweep.trials)
+    report.schedules = [
+        schedule_of(t, histories(client, t.run_id, in_force_keys(t)), names)
+        for t in scheduled_trials(report)
+    ]
 
     folder = Path(opts.out or f"compare-{sweep.name}")
     folder.mkdir(parents=True, exist_ok=True)

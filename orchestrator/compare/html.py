@@ -17,6 +17,7 @@ from orchestrator.compare.plots import (
 )
 from orchestrator.compare.records import Trial
 from orchestrator.compare.report import Report, differing_params
+from orchestrator.compare.schedules import describe
 from orchestrator.compare.space import parse_space
 from orchestrator.compare.svg import color, esc
 from orchestrator.compare.table import Table, fmt, status_of
@@ -90,6 +91,8 @@ def render_html(report: Report) -> str:
     ]
     if report.front:
         sections.append(_pareto(report))
+    if report.schedules:
+        sections.append(_schedules(report))
     if report.repeats:
         sections.append(_repeats(report))
     if report.pair:
@@ -119,6 +122,8 @@ def _header(report: Report) -> str:
     links.append(("importance", "Importance"))
     if report.front:
         links.append(("pareto", "Pareto front"))
+    if report.schedules:
+        links.append(("schedules", "Schedules"))
     if report.repeats:
         links.append(("repeats", "Seed repeats"))
     if report.pair:
@@ -323,6 +328,23 @@ def _pareto(report: Report) -> str:
         f"beats on every objective at once{extra}; orange.</p>"
         + scatter(f"{a.metric} ({a.mode}) vs {b.metric} ({b.mode})", points, a.metric, b.metric)
         + f"<ul>{rows}</ul></section>"
+    )
+
+
+def _schedules(report: Report) -> str:
+    rows = "".join(
+        f"<tr><td class='text'>{esc(sch.trial.name)}</td><td class='text'>"
+        + "<br>".join(esc(describe(span)) for span in sch.spans)
+        + "</td></tr>"
+        for sch in report.schedules
+    )
+    return (
+        "<section id='schedules'><h2>Population schedules</h2><p class='note'>The values "
+        "each surviving member trained with, by epoch, from its <code>hp/</code> metrics "
+        "(its MLflow params are its starting values), and the member it was cloned from "
+        "when a span starts from another member's checkpoint.</p>"
+        "<table><thead><tr><th class='text'>trial</th><th class='text'>schedule</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></section>"
     )
 
 

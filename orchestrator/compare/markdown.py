@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator.compare.records import Trial
 from orchestrator.compare.report import Report, differing_params
+from orchestrator.compare.schedules import describe
 from orchestrator.compare.table import fmt, status_of
 
 
@@ -86,6 +87,15 @@ def render_markdown(report: Report, html_name: str = "report.html") -> str:
         lines += _table(
             ["trial", "reason", "detail"],
             [[t.name, t.stop_reason, t.stop_detail or "–"] for t in stopped],
+        )
+    if report.schedules:
+        lines += ["", "## Population schedules (values in force, by epoch)", ""]
+        lines += _table(
+            ["trial", "schedule"],
+            [
+                [sch.trial.name, "; ".join(describe(span) for span in sch.spans) or "–"]
+                for sch in report.schedules
+            ],
         )
     if report.repeats:
         metric = s.objectives[0].metric

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from orchestrator.compare.pareto import pareto_trials
 from orchestrator.compare.records import SweepData, Trial
 from orchestrator.compare.repeats import RepeatGroup, repeat_groups
+from orchestrator.compare.schedules import Schedule, in_force_keys
 from orchestrator.compare.table import Table, rank, trial_table
 
 #: at most this many stopped trials get curves (divergence stops before scheduler cuts)
@@ -32,6 +33,14 @@ class Report:
     #: run id -> metric -> [(step, value)] for the top, stopped and paired runs
     curves: dict[str, Curves] = field(default_factory=dict)
     pair: tuple[Trial, Trial] | None = None
+    #: a population sweep's surviving members: the values each trained with, by epoch
+    schedules: list[Schedule] = field(default_factory=list)
+
+
+def scheduled_trials(report: Report) -> list[Trial]:
+    """The members whose schedules the report shows: trials of a population sweep (they
+    have ``hp/`` metrics) that were not stopped, in ranking order."""
+    return [t for t in report.ranked if in_force_keys(t) and not t.stop_reason]
 
 
 def stopped_trials(trials: list[Trial], limit: int = MAX_STOPPED_CURVES) -> list[Trial]:

@@ -85,8 +85,8 @@ def check_sweep(config: SweepConfig, source: Source) -> list[ConfigError]:
     for path, rule, value in start_point_problems(config):
         error(path, rule, value)
 
-    for key, rule, value in config.stopping.scheduler.budget_problems(config.train.epochs):
-        error(("stopping", "scheduler", key), rule, value)
+    for path, rule, value in config.stopping.scheduler.sweep_problems(config):
+        error(path, rule, value)
     backend = config.backend
     if backend.kind == "deepspeed":
         if backend.zero_stage == 3 and config.train.ema is not None:

@@ -371,6 +371,25 @@ class SchedulerConfig(StrictModel):
             return [("grace_period", f"must be <= train.epochs ({epochs})", grace)]
         return []
 
+    def sweep_problems(self, config: SweepConfig) -> list[tuple[tuple[str, ...], str, Any]]:
+        """``(path, rule, value)`` of what cannot work with the rest of the sweep; by
+        default the :meth:`budget_problems` under ``stopping.scheduler``. A scheduler that
+        needs more of the sweep (PBT: checkpoints, the space) overrides it."""
+        return [
+            (("stopping", "scheduler", key), rule, value)
+            for key, rule, value in self.budget_problems(config.train.epochs)
+        ]
+
+    def build_for(self, config: SweepConfig) -> TrialScheduler:
+        """The scheduler of a sweep (metric and mode are set later by the sweep); one that
+        needs more than :meth:`build`'s arguments (PBT: the space) overrides this."""
+        return self.build(metric=None, mode=None, max_t=config.train.epochs)
+
+    def mutated_keys(self, space: dict[str, ParamSpec]) -> list[str]:
+        """The ``space`` keys whose values this scheduler changes while a trial runs (PBT,
+        PB2); each trial then reports the values in force as ``hp/<key>`` metrics."""
+        return []
+
 
 #: ``stopping.scheduler.kind`` -> its config model (which builds the Ray scheduler)
 SCHEDULERS: KindRegistry[SchedulerConfig] = KindRegistry(

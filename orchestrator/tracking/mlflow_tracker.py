@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.config.metrics import IN_FORCE_PREFIX
 from orchestrator.redact import strip_userinfo
 from orchestrator.reserved import (
     ACCUM,
@@ -23,6 +24,11 @@ from orchestrator.reserved import (
     LR_SCALED,
     MICRO_BATCH,
     OOM_BACKOFFS,
+    PBT_CLONED_FROM,
+    PBT_EXPLOIT_EPOCH,
+    PBT_EXPLOITS,
+    PBT_LINEAGE,
+    PBT_REPLACED,
     PREFIX,
     RESTORED_FROM_EPOCH,
     STATUS,
@@ -38,7 +44,7 @@ from orchestrator.tracking.journal import SWEEP_KEY, Journal, trial_key
 log = logging.getLogger(__name__)
 
 #: Metric name prefixes logged as MLflow metrics; other result keys are Ray bookkeeping.
-METRIC_PREFIXES = ("train/", "val/")
+METRIC_PREFIXES = ("train/", "val/", IN_FORCE_PREFIX)
 #: MLflow's prefix of system metrics (its UI's System metrics tab)
 SYSTEM_PREFIX = "system/"
 #: name of a trial's logged model (and of its weights folder in the trial directory)
@@ -50,6 +56,8 @@ MODEL_NAME = "model"
 #: values
 REPORTED_TAGS = frozenset(
     {MICRO_BATCH, ACCUM, OOM_BACKOFFS, LR_SCALED, RESTORED_FROM_EPOCH, ATTEMPT}
+    # a population scheduler's clones (docs/pbt.md): the values in force are hp/ metrics
+    | {PBT_CLONED_FROM, PBT_EXPLOIT_EPOCH, PBT_EXPLOITS, PBT_LINEAGE, PBT_REPLACED}
 )
 
 

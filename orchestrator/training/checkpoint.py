@@ -33,11 +33,20 @@ def capture(
     check: EpochCheck,
     epoch: int,
     step: int,
+    *,
+    trial_id: str = "",
+    lineage: list[list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """This rank's state after epoch ``epoch`` (1-based, i.e. the epochs done) at ``step``."""
+    """This rank's state after epoch ``epoch`` (1-based, i.e. the epochs done) at ``step``.
+
+    ``trial_id`` names the trial that wrote it and ``lineage`` the clones its line went
+    through (:func:`lineage_after`): a population scheduler hands one trial's checkpoint to
+    another (docs/pbt.md)."""
     state: dict[str, Any] = {
         "epoch": epoch,
         "step": step,
+        "trial_id": trial_id,
+        "lineage": [list(x) for x in lineage or []],
         "model": parts.unwrapped().state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "schedule": parts.schedule.state_dict(),
@@ -72,8 +81,11 @@ def apply(
         )
     fit.restore(micro, state["backoffs"], state["start_micro"], parts)
     parts.unwrapped().load_state_dict(state["model"])
+    configured = _hyperparameters(parts.optimizer)
+    base_lrs = list(parts.schedule.base_lrs)
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.schedule.load_state_dict(state["schedule"])
+    _keep_configured(parts, configured, base_lrs)
     if parts.ema is not None and state["ema"] is not None:
         parts.ema.load_state_dict(state["ema"])
     weighting.weights = state["loss_weights"]
@@ -84,6 +96,54 @@ def apply(
         torch.cuda.set_rng_state_all(rng["cuda"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
+
+
+def lineage_after(restored: dict[str, Any] | None, trial_id: str) -> list[list[Any]]:
+    """The clones behind a trial restored from ``restored``, oldest first:
+    ``[[donor trial id, epoch, cloning trial id], ...]``; restoring another trial's
+    checkpoint (a population scheduler's clone) adds that trial, the checkpoint's epoch and
+    this trial. A clone inherits its donor's line, so the entries a trial made itself are
+    those whose third item is its own id."""
+    if restored is None:
+        return []
+    line = [list(x) for x in restored.get("lineage") or []]
+    writer = restored.get("trial_id")
+    if writer and trial_id and writer != trial_id:
+        line.append([writer, restored["epoch"], trial_id])
+    return line
+
+
+def _hyperparameters(optimizer: Any) -> list[dict[str, Any]]:
+    """Each param group's settings as this trial configured them (all but the tensors)."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+def _keep_configured(
+    parts: TrialParts, configured: list[dict[str, Any]], base_lrs: list[float]
+) -> None:
+    """After loading a checkpoint, the optimizer runs with this trial's settings.
+
+    ``load_state_dict`` also loads the param groups' settings (learning rate, weight decay,
+    momentum) and the LR schedule's base rates of the trial that wrote the checkpoint. For
+    a restart of the same trial they are its own; for a clone (population-based training)
+    they are the donor's, and the clone's new ``optim.lr`` must take effect from the next
+    step: its base rate replaces the donor's and the current rate is the schedule's factor
+    at the restored step times it. Unchanged values are left alone (bit-for-bit restarts).
+    """
+    schedule = parts.schedule
+    for group, mine, base in zip(parts.optimizer.param_groups, configured, base_lrs, strict=True):
+        for key, value in mine.items():
+            if key not in ("lr", "initial_lr") and group.get(key) != value:
+                group[key] = value
+        if group.get("initial_lr") != base:
+            group["initial_lr"] = base
+    if list(schedule.base_lrs) != base_lrs:
+        schedule.base_lrs = list(base_lrs)
+        for group, base, factor in zip(
+            parts.optimizer.param_groups, base_lrs, schedule.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(schedule.last_epoch)
+        schedule._last_lr = [g["lr"] for g in parts.optimizer.param_groups]
 
 
 def save(state: dict[str, Any], folder: Path, rank: int) -> Path:

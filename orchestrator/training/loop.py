@@ -11,6 +11,7 @@ assemble the report, run the divergence rules and publish weights and report.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,10 @@ from orchestrator.reserved import (
     LR_SCALED,
     MICRO_BATCH,
     OOM_BACKOFFS,
+    PBT_CLONED_FROM,
+    PBT_EXPLOIT_EPOCH,
+    PBT_EXPLOITS,
+    PBT_LINEAGE,
     RESTORED_FROM_EPOCH,
     SAMPLES_SEEN,
     STEP,
@@ -73,8 +78,9 @@ def run_trial(
         report(oom_stop(parts, fit, 0, 0, begun))
         return
     first, step = begun
+    lineage = checkpoint.lineage_after(restored, spec.trial_id)
     if restored is not None:
-        report = _restored_from(report, first)
+        report = _restored_from(report, first, lineage)
     val_loader = DataLoader(
         parts.val_set,
         batch_size=max(fit.start_micro, 8),
@@ -101,7 +107,14 @@ def run_trial(
             return
         last = epoch == trial.train.epochs - 1
         due = bool(every) and not last and (epoch + 1) % every == 0
-        state = checkpoint.capture(parts, fit, weighting, check, epoch + 1, step) if due else None
+        state = (
+            checkpoint.capture(
+                parts, fit, weighting, check, epoch + 1, step,
+                trial_id=spec.trial_id, lineage=lineage,
+            )
+            if due
+            else None
+        )  # fmt: skip
         publish(metrics, final=last, state=state)
         parts.accelerator.wait_for_everyone()
 
@@ -132,11 +145,20 @@ def begin(
     return 0, 0
 
 
-def _restored_from(report: Report, epoch: int) -> Report:
-    """``report`` with ``orch.restored_from_epoch`` in every report of a restored trial."""
+def _restored_from(report: Report, epoch: int, lineage: list[list[Any]]) -> Report:
+    """``report`` with ``orch.restored_from_epoch`` in every report of a restored trial, and
+    the line of clones behind it when a population scheduler cloned it (docs/pbt.md)."""
+    extra: dict[str, Any] = {RESTORED_FROM_EPOCH: epoch}
+    if lineage:
+        extra |= {
+            PBT_CLONED_FROM: lineage[-1][0],
+            PBT_EXPLOIT_EPOCH: lineage[-1][1],
+            PBT_EXPLOITS: len(lineage),
+            PBT_LINEAGE: json.dumps(lineage),
+        }
 
     def tagged(metrics: dict[str, Any], *args: Any) -> None:
-        report({**metrics, RESTORED_FROM_EPOCH: epoch}, *args)
+        report({**metrics, **extra}, *args)
 
     return tagged
 

@@ -21,6 +21,7 @@ from orchestrator.reserved import (
     EPOCH,
     NUM_STOPPED,
     NUM_TRIALS,
+    PBT_LINEAGE,
     PREFIX,
     STATUS,
     STOPPED_BY,
@@ -239,6 +240,7 @@ def _trainable(config: SweepConfig, data_root: Path, sweep_dir: Path) -> Any:
             str(data_root),
             config.resources,
             str(sweep_dir / "ray"),
+            config.stopping.scheduler.mutated_keys(dict(config.space)),
         ),
         trial_resources(config.resources),
     )
@@ -249,7 +251,7 @@ def _fit(tuner: Any, tracker: Any, config: SweepConfig, sweep_dir: Path, out: Te
     KILLED and raises (:class:`SweepInterrupted` for a Ctrl-C)."""
     interrupt = _InterruptWatch()
     # a local Ray is this sweep's alone: what Tune stages in its session folder can go
-    staged = _staging_folders() if not config.sweep.ray_address else None
+    staged = _staging_folders() if cluster_address(config) is None else None
     try:
         with interrupt:
             grid = tuner.fit()
@@ -493,6 +495,7 @@ def _row(result: Any, tracker: Any, epochs: int) -> TrialRow:
         },
         epochs=int(metrics.get(EPOCH, 0) or 0),
         run_id=runs.get(tid),
+        lineage=json.loads(metrics[PBT_LINEAGE]) if metrics.get(PBT_LINEAGE) else [],
     )
 
 

@@ -49,6 +49,9 @@ class TrialRow:
     stop_step: int | None = None
     #: the scheduler that cut it early (``asha``, ``median``), when one did
     stopped_by: str = ""
+    #: a population sweep's clones behind the trial, oldest first:
+    #: ``[[donor trial id, epoch, cloning trial id], ...]`` (``orch.pbt.lineage``)
+    lineage: list[list[Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -133,6 +136,17 @@ def render_summary(summary: SweepSummary, ui: str | None) -> str:
             lines.append(
                 f"    {r.trial}: {r.stop_reason}{who}{at} (epoch {r.epochs}) - {r.stop_detail}"
             )
+    names = {r.trial_id: r.trial for r in summary.trials}
+    clones = [
+        (r.trial, [e for e in r.lineage if len(e) == 3 and e[2] == r.trial_id])
+        for r in summary.trials
+    ]
+    clones = [(trial, own) for trial, own in clones if own]
+    if clones:
+        lines.append("Population clones (the trial continued from the member's checkpoint):")
+        for trial, own in clones:
+            done = ", ".join(f"{names.get(d, d)} at epoch {e}" for d, e, _ in own)
+            lines.append(f"    {trial}: cloned {done}")
     lines.append(f"Sweep directory: {summary.sweep_dir}")
     if summary.parent_run_id:
         lines.append(f"MLflow parent run: {summary.parent_run_id}")

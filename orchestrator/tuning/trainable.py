@@ -8,14 +8,23 @@ through ``TuneReportCallback`` — the supported Train-in-Tune pattern of Ray Tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestrator.config.metrics import in_force_metrics
 from orchestrator.config.models import Resources
-from orchestrator.reserved import ERROR_TYPE, SKIP_REASON, STOP_DETAIL, STOP_REASON, STOP_TRACEBACK
+from orchestrator.reserved import (
+    EPOCH,
+    ERROR_TYPE,
+    SKIP_REASON,
+    STOP_DETAIL,
+    STOP_REASON,
+    STOP_TRACEBACK,
+)
 from orchestrator.tasks import get_task
 from orchestrator.training.spec import TrialSpec
 from orchestrator.tuning.trial_end import FINISHED_FILE, ends_trial, write_json
@@ -53,9 +62,16 @@ def cpus_per_trial(resources: Resources) -> float:
 
 
 def make_trainable(
-    sweep: dict[str, Any], data_root: str, resources: Resources, storage_path: str
+    sweep: dict[str, Any],
+    data_root: str,
+    resources: Resources,
+    storage_path: str,
+    in_force: Sequence[str] = (),
 ) -> Callable[[dict[str, Any]], None]:
-    """A function trainable closed over the validated sweep (plain data, picklable)."""
+    """A function trainable closed over the validated sweep (plain data, picklable).
+
+    ``in_force``: the ``space:`` keys a population scheduler changes while a trial runs;
+    every epoch's report carries their values as ``hp/<key>`` (docs/pbt.md)."""
 
     def trainable(params: dict[str, Any]) -> None:
         if SKIP_REASON in params:
@@ -64,30 +80,8 @@ def make_trainable(
 
         trial_dir = trial_folder()
         finished = os.path.join(trial_dir, FINISHED_FILE)
-        if os.path.isfile(finished):
-            # a resumed sweep: this trial ended after Tune's last snapshot and before the
-            # driver was killed; its last report stands, nothing is trained again
-            with open(finished, encoding="utf-8") as f:
-                tune.report(json.load(f))
-            return
-        # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
-        output_dir = os.path.join(trial_dir, "model")
         # a task that trains outside this process (an external command) runs its own trial
         runner = get_task(sweep["task"]["kind"]).trial_runner()
-        spec = TrialSpec(
-            sweep=sweep,
-            params=params,
-            data_root=data_root,
-            output_dir=output_dir,
-            memory_cache=os.path.join(storage_path, "memory.json"),
-            trial_id=tune.get_context().get_trial_id(),
-            trial_name=tune.get_context().get_trial_name(),
-            trial_dir=trial_dir,
-        )
-        last: dict[str, Any] = {}
-        epochs = int(sweep["train"]["epochs"])
-        # a multi-worker trial's rank 0 samples where the training runs, not this process
-        sampler = start_sampler(sweep) if resources.workers == 1 or runner else None
         # a one-worker trial Tune restarted (or a resumed sweep continues) starts after its
         # last checkpoint
         one_worker = runner is None and resources.workers == 1
@@ -98,9 +92,39 @@ def make_trainable(
             # an external command's trial keeps its own small state (the script saves its
             # weights where it likes): the epochs reported and the divergence history
             restored = read_state(tune.get_checkpoint())
+        own_id = tune.get_context().get_trial_id()
+        if restored is not None and restored.get("trial_id") not in ("", None, own_id):
+            # a population scheduler cloned another member into this trial: the end this
+            # trial reported before (a divergence that got it replaced) is not its end now
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(finished)
+        if os.path.isfile(finished):
+            # a resumed sweep: this trial ended after Tune's last snapshot and before the
+            # driver was killed; its last report stands, nothing is trained again
+            with open(finished, encoding="utf-8") as f:
+                tune.report(json.load(f))
+            return
+        # rank 0 writes the final weights (model.pt) and batch plan into the trial's folder
+        output_dir = os.path.join(trial_dir, "model")
+        spec = TrialSpec(
+            sweep=sweep,
+            params=params,
+            data_root=data_root,
+            output_dir=output_dir,
+            memory_cache=os.path.join(storage_path, "memory.json"),
+            trial_id=own_id,
+            trial_name=tune.get_context().get_trial_name(),
+            trial_dir=trial_dir,
+        )
+        last: dict[str, Any] = {}
+        epochs = int(sweep["train"]["epochs"])
+        # a multi-worker trial's rank 0 samples where the training runs, not this process
+        sampler = start_sampler(sweep) if resources.workers == 1 or runner else None
         kill = _kill_after_reports(restored)
 
         def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+            if in_force and EPOCH in metrics:
+                metrics = {**metrics, **in_force_metrics(params, in_force, sweep["space"])}
             last.clear()
             last.update(metrics)
             if ends_trial(metrics, epochs):

@@ -161,15 +161,24 @@ class TunerFactory:
                 ),
             )
         tune_callbacks += list(callbacks or [])
-        stopper = DivergenceStopper(
-            build_rules(config.stopping.divergence, (primary.metric, primary.mode))
+        # a population scheduler replaces a diverged member instead (docs/pbt.md)
+        population = scheduler is not None and bool(
+            config.stopping.scheduler.mutated_keys(dict(config.space))
         )
+        stopper = DivergenceStopper(
+            build_rules(config.stopping.divergence, (primary.metric, primary.mode)),
+            replace_diverged=population,
+        )
+        # a population exists from the start (sweep.num_samples members); Ray's resources
+        # (sized for sweep.max_concurrent trials) decide how many train at once, and the
+        # population scheduler takes turns among them at its perturbation points
+        concurrent = num_samples if population else config.sweep.max_concurrent
         kept = config.train.checkpoint
         checkpoints = tune.CheckpointConfig(num_to_keep=kept.keep if kept else None)
         return tune.Tuner(
             self.trainable,
             tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(search, max_concurrent=config.sweep.max_concurrent),
+                search_alg=ConcurrencyLimiter(search, max_concurrent=concurrent),
                 scheduler=scheduler,
                 num_samples=num_samples,
                 reuse_actors=config.sweep.reuse_processes,

@@ -2,7 +2,8 @@
 
 Every module of this package registers one :class:`~orchestrator.config.models.
 SchedulerConfig` subclass in :data:`~orchestrator.config.models.SCHEDULERS` (``asha``,
-``median``, ``forecast``, ``none``); adding a scheduler is adding a module (docs/extending.md).
+``median``, ``forecast``, ``pbt``, ``pb2``, ``none``; ``population.py`` is the base of the
+last two); adding a scheduler is adding a module (docs/extending.md).
 
 Ray's ASHA compares ``reward < cutoff`` and its median rule drops non-finite running means,
 so a trial whose objective is NaN is never "worse" than anyone: ASHA promotes it through
@@ -57,7 +58,7 @@ def with_worst_objective(
 
 def build_scheduler(config: SweepConfig) -> TrialScheduler:
     """The configured scheduler; it compares trials by the primary objective."""
-    scheduler = config.stopping.scheduler.build(metric=None, mode=None, max_t=config.train.epochs)
+    scheduler = config.stopping.scheduler.build_for(config)
     if hasattr(scheduler, "lr_schedule"):
         # a scheduler that reads the learning-rate schedule (forecast) gets the sweep's;
         # each trial's sampled optim.schedule.* apply on top
