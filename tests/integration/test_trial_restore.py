@@ -62,40 +62,27 @@ def test_a_killed_trial_continues_from_its_checkpoint(tmp_path, monkeypatch):
     assert run.data.metrics["val/mse"] == reports[-1]["val/mse"]
 
 
-# an external command (#14, item 4): its script writes its own checkpoint per epoch into
-# {trial.checkpoint_dir} and continues from {trial.resume_from}; the trial process is
-# SIGKILLed after its 2nd report (a lost node), Tune retries it
-COMMAND_SWEEP = """\
-name: cmdrestore
-task:
-  kind: command
-  command: [{python}, {script}]
-  args: {{out: "{{trial.work_dir}}", ckpt: "{{trial.checkpoint_dir}}", epochs: "{{train.epochs}}",
-          epoch-s: 1.0, resume: "{{trial.resume_from}}"}}
-  metrics: {{train/loss: loss}}
-  poll_s: 0.1
-  grace_s: 2
-train: {{epochs: {epochs}}}
-objective: {{metric: train/loss, mode: min}}
-sweep: {{num_samples: 1, max_concurrent: 1, max_retries: 2}}
-stopping: {{scheduler: {{kind: none}}}}
-"""
+# an external command (#14, item 4): the unit tests' resumable script writes its own
+# checkpoint per epoch into {trial.checkpoint_dir} and continues from {trial.resume_from};
+# the trial process is SIGKILLed after its 2nd report (a lost node), Tune retries it
+COMMAND_SWEEP_EXTRA = """\
+sweep: {num_samples: 1, max_concurrent: 1, max_retries: 2}
+stopping: {scheduler: {kind: none}}"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
 def test_a_killed_command_trial_resumes_its_script_and_writes_nothing_to_rays_temp(
     tmp_path, monkeypatch
 ):
-    from tests.unit.test_command_resume import RESUMABLE
+    from tests.unit.test_command_resume import sweep_text
 
-    script = tmp_path / "train.py"
-    script.write_text(RESUMABLE)
     ray_tmp = Path(tempfile.mkdtemp(prefix="orch-rt-", dir="/tmp"))  # short: Unix sockets
     monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
     monkeypatch.setenv("ORCH_TEST_KILL_AFTER_REPORTS", str(KILLED_AFTER))
     try:
-        text = COMMAND_SWEEP.format(python=sys.executable, script=script, epochs=EPOCHS)
-        _, summary, client = run_cli_sweep(tmp_path, text, "cmdrestore", timeout=600)
+        text = sweep_text(tmp_path / "train.py", epoch_s=1.0, extra=COMMAND_SWEEP_EXTRA)
+        assert f"epochs: {EPOCHS}" in text
+        _, summary, client = run_cli_sweep(tmp_path, text, "resumable", timeout=600)
         in_ray_tmp = [p for p in ray_tmp.rglob("*") if p.is_file()]
         staged = [p for p in in_ray_tmp if "artifacts" in p.relative_to(ray_tmp).parts]
     finally:
