@@ -98,6 +98,12 @@ class _Population:
     #: the members replaced after a divergence (what the summary can say)
     replaced: dict[str, list[str]]
 
+    def __init__(self, *, last_epoch: int, **kwargs: Any) -> None:
+        # a result without the objective (an error report) is skipped, not a crash
+        super().__init__(time_attr=TIME_ATTR, require_attrs=False, **kwargs)  # type: ignore[call-arg]
+        self.last_epoch = last_epoch
+        self.replaced = {}
+
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         super().on_trial_add(_WithoutSearch(tune_controller), trial)  # type: ignore[misc]
 
@@ -172,17 +178,6 @@ class _Population:
 class SweepPBT(_Population, PopulationBasedTraining):
     """Ray's ``PopulationBasedTraining`` with the module doc's changes."""
 
-    def __init__(self, *, last_epoch: int, **kwargs: Any) -> None:
-        # a result without the objective (an error report) is skipped, not a crash
-        super().__init__(time_attr=TIME_ATTR, require_attrs=False, **kwargs)
-        self.last_epoch = last_epoch
-        self.replaced = {}
-
 
 class SweepPB2(_Population, PB2):
     """Ray's ``PB2`` with the module doc's changes."""
-
-    def __init__(self, *, last_epoch: int, **kwargs: Any) -> None:
-        super().__init__(time_attr=TIME_ATTR, require_attrs=False, **kwargs)
-        self.last_epoch = last_epoch
-        self.replaced = {}
