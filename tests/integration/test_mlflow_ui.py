@@ -104,9 +104,11 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def _page_text(browser, url: str, wanted: list[str], timeout_s: float = 180) -> str:
-    """Open ``url`` and wait (bounded) until the page shows every string of ``wanted``."""
-    browser.get(url)
+def _page_text(browser, url: str | None, wanted: list[str], timeout_s: float = 180) -> str:
+    """Open ``url`` (None: stay on the page) and wait (bounded) until the page shows every
+    string of ``wanted``."""
+    if url is not None:
+        browser.get(url)
     deadline = time.monotonic() + timeout_s
     text = ""
     while time.monotonic() < deadline:
@@ -132,16 +134,34 @@ def test_a_trials_system_metrics_tab_charts_its_samples(store, ui, browser):
         f"{ui}/#/experiments/{experiment_id}/runs/{runs['t2']}/system-metrics"
         "?workflowType=machine_learning"
     )
-    text = _page_text(
-        browser, url, ["System metrics", "cpu_utilization_percentage", "process_rss_megabytes"]
-    )
-    assert "trial-2 (system/cpu_utilization_percentage)" in text, text
+    # The chart titles come before the charts' legends: wait for the legend too.
+    _page_text(browser, url, ["System metrics", "cpu_utilization_percentage",
+                              "process_rss_megabytes",
+                              "trial-2 (system/cpu_utilization_percentage)"])  # fmt: skip
     browser.save_screenshot(str(root / "system-metrics.png"))
 
 
 def test_the_experiment_opens_on_the_runs_table_in_model_training_layout(store, ui, browser):
-    root, _, experiment_id, _ = store
+    root, _, experiment_id, runs = store
     url = f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     text = _page_text(browser, url, ["Runs", "Models", "Dataset", "uisweep"])
     assert "Model training" in text
+    # The trials are nested under the sweep's parent run, folded: unfold them as a user
+    # does (the parent row's expander), then every trial row shows its datasets and model.
+    browser.find_element("css selector", "[data-component-id*=runnamecellrenderer]").click()
+    text = _page_text(browser, url=None, wanted=["trial-1", "trial-2"])
+    # The grid splits a row into pinned and scrolling parts, each keyed by the run id.
+    cells: dict[str, list[str]] = {}
+    for part in browser.find_elements("css selector", "[role=row][row-id]"):
+        cells.setdefault(part.get_attribute("row-id"), []).append(part.text)
+    for tid, name in (("t1", "trial-1"), ("t2", "trial-2")):
+        row = "\n".join(cells.get(runs[tid], []))
+        assert name in row and "synthetic-train (" in row and "Training" in row, cells
+        shown = row.splitlines()
+        # The Models column: trial-1's logged model by name; trial-2, registered as the
+        # sweep's best, by its registered version first ("+1": one more model entry).
+        if name == "trial-2":
+            assert shown[-3:] == ["uisweep", "v1", "+1"], shown
+        else:
+            assert shown[-1] == "model", shown
     browser.save_screenshot(str(root / "runs.png"))
