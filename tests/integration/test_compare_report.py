@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.browser import chromium
 from tests.integration.compare_store import trials_spec, write_sweep
 
 pytestmark = pytest.mark.integration
-
-#: flags that work on a closed network: no sandbox (root in CI), no GPU, nothing that phones home
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
-    "--window-size=1400,3000",
-]
 
 
 def compare(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -180,23 +166,8 @@ def test_two_objectives_get_a_pareto_front(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_bin = shutil.which("chromedriver")
-    if not chromium or not driver_bin:
-        pytest.skip(
-            "chromium / chromedriver not installed "
-            "(apt-get install -y chromium chromium-driver; .ci/run installs them)"
-        )
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium: pip install -e .[dev]")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_bin), options=options)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
 
 
 def test_report_renders_in_chromium_and_header_clicks_sort(report, browser):

@@ -7,7 +7,6 @@ writer produces. Screenshots are kept in the test's tmp folder."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,8 +16,8 @@ import pytest
 from orchestrator.reserved import SYSTEM_SAMPLES
 from orchestrator.tasks.datasets import dataset_record
 from orchestrator.tracking.mlflow_tracker import SweepTracker
+from tests.integration.browser import chromium, page_text
 from tests.integration.local_mlflow_stack import Service, free_ports, http_ok, wait_until
-from tests.integration.test_compare_report import CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.integration
 
@@ -84,45 +83,14 @@ def ui(store):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_bin = shutil.which("chromedriver")
-    if not chromium or not driver_bin:
-        pytest.skip("chromium / chromedriver not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run installs them)")  # fmt: skip
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium: pip install -e .[dev]")
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
-    for flag in [*flags, "--window-size=1600,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=DriverService(executable_path=driver_bin), options=options)
-    driver.set_page_load_timeout(180)
-    yield driver
-    driver.quit()
-
-
-def _page_text(browser, url: str | None, wanted: list[str], timeout_s: float = 180) -> str:
-    """Open ``url`` (None: stay on the page) and wait (bounded) until the page shows every
-    string of ``wanted``."""
-    if url is not None:
-        browser.get(url)
-    deadline = time.monotonic() + timeout_s
-    text = ""
-    while time.monotonic() < deadline:
-        text = browser.find_element("tag name", "body").text
-        if all(w in text for w in wanted):
-            return text
-        time.sleep(1)
-    raise AssertionError(f"{url}: never showed {wanted}; page text:\n{text[:2000]}")
+    with chromium(tmp_path_factory.mktemp("chromium"), window="1600,1000") as driver:
+        yield driver
 
 
 def test_models_view_lists_one_ready_logged_model_per_trial(store, ui, browser):
     root, _, experiment_id, _ = store
     url = f"{ui}/#/experiments/{experiment_id}/models?workflowType=machine_learning"
-    text = _page_text(browser, url, ["trial-1", "trial-2", "Ready"])
+    text = page_text(browser, url, ["trial-1", "trial-2", "Ready"])
     lines = text.splitlines()
     assert lines.count("model") == 2 and lines.count("Ready") == 2, text
     browser.save_screenshot(str(root / "models.png"))
@@ -135,7 +103,7 @@ def test_a_trials_system_metrics_tab_charts_its_samples(store, ui, browser):
         "?workflowType=machine_learning"
     )
     # The chart titles come before the charts' legends: wait for the legend too.
-    _page_text(browser, url, ["System metrics", "cpu_utilization_percentage",
+    page_text(browser, url, ["System metrics", "cpu_utilization_percentage",
                               "process_rss_megabytes",
                               "trial-2 (system/cpu_utilization_percentage)"])  # fmt: skip
     browser.save_screenshot(str(root / "system-metrics.png"))
@@ -144,12 +112,12 @@ def test_a_trials_system_metrics_tab_charts_its_samples(store, ui, browser):
 def test_the_experiment_opens_on_the_runs_table_in_model_training_layout(store, ui, browser):
     root, _, experiment_id, runs = store
     url = f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-    text = _page_text(browser, url, ["Runs", "Models", "Dataset", "uisweep"])
+    text = page_text(browser, url, ["Runs", "Models", "Dataset", "uisweep"])
     assert "Model training" in text
     # The trials are nested under the sweep's parent run, folded: unfold them as a user
     # does (the parent row's expander), then every trial row shows its datasets and model.
     browser.find_element("css selector", "[data-component-id*=runnamecellrenderer]").click()
-    text = _page_text(browser, url=None, wanted=["trial-1", "trial-2"])
+    text = page_text(browser, url=None, wanted=["trial-1", "trial-2"])
     # The grid splits a row into pinned and scrolling parts, each keyed by the run id.
     cells: dict[str, list[str]] = {}
     for part in browser.find_elements("css selector", "[role=row][row-id]"):

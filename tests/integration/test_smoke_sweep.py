@@ -192,7 +192,10 @@ def test_optuna_study_is_in_the_sweep_folder_with_curves_and_run_ids(smoke_run):
         assert trial.value == pytest.approx(row["metrics"]["val/map"])
 
 
-def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run):
+@pytest.fixture(scope="module")
+def dashboard(smoke_run):
+    """``orchestrate dashboard`` on the smoke sweep's folder, as a user starts it; its URL
+    once it answers (bounded wait)."""
     import time
     import urllib.request
 
@@ -205,20 +208,59 @@ def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run):
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        body = ""
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/studies", timeout=5
-                ) as r:
-                    body = r.read().decode()
-                break
+                with urllib.request.urlopen(f"{url}/api/studies", timeout=5):
+                    break
             except OSError:
                 time.sleep(1)
-        studies = json.loads(body)["study_summaries"]  # optuna-dashboard's API
-        assert [s["study_name"] for s in studies] == [Path(summary["sweep_dir"]).name]
+        assert proc.poll() is None, proc.communicate()[0]
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dashboard_serves_the_sweeps_study_on_localhost(smoke_run, dashboard):
+    import urllib.request
+
+    _, summary, _ = smoke_run
+    with urllib.request.urlopen(f"{dashboard}/api/studies", timeout=30) as r:
+        studies = json.loads(r.read().decode())["study_summaries"]  # optuna-dashboard's API
+    assert [s["study_name"] for s in studies] == [Path(summary["sweep_dir"]).name]
+
+
+def test_dashboard_pages_show_the_study_and_each_trials_run(smoke_run, dashboard, tmp_path):
+    """What a user sees in optuna-dashboard (headless Chromium): the study's history,
+    importance and timeline; each trial's intermediate values (one per epoch) and the MLflow
+    run id that leads back to its child run. Screenshots are kept in the test's tmp folder."""
+    from tests.integration.browser import chromium, page_text
+
+    _, summary, _ = smoke_run
+    name = Path(summary["sweep_dir"]).name
+    run_ids = sorted(r["run_id"] for r in summary["trials"])
+    with chromium(tmp_path / "profile", window="1600,1000") as browser:
+        page_text(browser, f"{dashboard}/dashboard", [name, "Direction: MAXIMIZE"])
+        text = page_text(
+            browser, f"{dashboard}/dashboard/studies/0",
+            [name, "History", "Hyperparameter Importance", "Timeline", "Best Trial (number="],
+        )  # fmt: skip
+        for param in ("optim.lr", "loss.weight.giou"):
+            assert param in text, text
+        browser.save_screenshot(str(tmp_path / "study.png"))
+        shown = []
+        for number in range(len(run_ids)):
+            text = page_text(
+                browser, f"{dashboard}/dashboard/studies/0/trials?numbers={number}",
+                [f"Trial {number} (trial_id=", "Intermediate Values", "mlflow.run_id"],
+            )  # fmt: skip
+            assert f"{len(run_ids)} Trials" in text, text
+            lines = text.splitlines()
+            values = lines[lines.index("Intermediate Values") + 1 :]
+            assert values[0].startswith("1 ") and values[1].startswith("2 "), values[:3]
+            shown += [line.split()[-1] for line in lines if line.startswith("mlflow.run_id ")]
+            browser.save_screenshot(str(tmp_path / f"trial-{number}.png"))
+    assert sorted(shown) == run_ids
