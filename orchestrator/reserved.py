@@ -82,6 +82,8 @@ REPEAT_TRIAL = "orch.repeat_trial"
 KIND = "orch.kind"
 #: the Tune trial id of a child run
 TRIAL_ID = "orch.trial_id"
+#: a logged model made from a kept checkpoint: the epoch it was taken after
+CHECKPOINT_EPOCH = "orch.checkpoint_epoch"
 #: the end state of a run: ``completed``, a stop reason, ``error``, ``interrupted``
 STATUS = "orch.status"
 SWEEP_DIR = "orch.sweep_dir"

@@ -172,6 +172,10 @@ class CheckpointConfig(StrictModel):
     every: int = Field(1, ge=1)
     #: checkpoints Tune keeps per trial (CheckpointConfig.num_to_keep)
     keep: int = Field(2, ge=1)
+    #: at the trial's end, each checkpoint Tune kept becomes an MLflow logged model of the
+    #: trial's run (``checkpoint-epoch-<N>``, with that epoch's metrics), beside the final
+    #: ``model``; its weights are uploaded to the run's artifact store
+    log_models: bool = True
 
 
 class TrainConfig(StrictModel):

@@ -282,21 +282,30 @@ class SweepTracker:
         )
         return True
 
-    def log_trial_model(self, trial_id: str, local_dir: str, name: str = MODEL_NAME) -> bool:
+    def log_trial_model(
+        self,
+        trial_id: str,
+        local_dir: str,
+        name: str = MODEL_NAME,
+        step: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> bool:
         """Log a trial's weights folder as an MLflow 3 logged model of its run, carrying
-        the run's last ``train/``/``val/`` values (``search_logged_models`` ranks by them)."""
+        the run's ``train/``/``val/`` values (``search_logged_models`` ranks by them): its
+        last ones, or with ``step`` (a kept checkpoint's), those logged at that step."""
         key = trial_key(trial_id)
         if key not in self.journal.created:
             return False
-        self.journal.append(
-            {
-                "op": "logged_model",
-                "key": key,
-                "name": name,
-                "path": local_dir,
-                "tags": {TRIAL_ID: trial_id},
-            }
-        )
+        op: dict[str, Any] = {
+            "op": "logged_model",
+            "key": key,
+            "name": name,
+            "path": local_dir,
+            "tags": {TRIAL_ID: trial_id, **(tags or {})},
+        }
+        if step is not None:
+            op["step"] = step
+        self.journal.append(op)
         return True
 
     def has_model(self, trial_id: str) -> bool:

@@ -335,12 +335,17 @@ class JournalWriter:
             self.client.log_model_artifacts(model.model_id, path)
             self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
         run = self.client.get_run(run_id)
-        latest = [
-            max(self.client.get_metric_history(run_id, k), key=lambda m: (m.step, m.timestamp))
-            for k in run.data.metrics
-            if k.startswith(MODEL_METRIC_PREFIXES)
-        ]
-        step = max((m.step for m in latest), default=0)
+        at = op.get("step")  # a kept checkpoint's: the values of its own report
+        latest = []
+        for k in run.data.metrics:
+            if not k.startswith(MODEL_METRIC_PREFIXES):
+                continue
+            history = [
+                m for m in self.client.get_metric_history(run_id, k) if at is None or m.step == at
+            ]
+            if history:
+                latest.append(max(history, key=lambda m: (m.step, m.timestamp)))
+        step = at if at is not None else max((m.step for m in latest), default=0)
         outputs = run.outputs.model_outputs if run.outputs else []
         if not any(o.model_id == model.model_id for o in outputs):
             self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])

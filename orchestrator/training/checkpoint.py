@@ -10,7 +10,9 @@ function of the seed and the epoch, and a checkpoint is taken between epochs.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from orchestrator.divergence.epoch_check import EpochCheck
 from orchestrator.training.batch_fit import BatchFit
 from orchestrator.training.parts import TrialParts
 from orchestrator.training.weighting import LossWeighting
+from orchestrator.training.weights import PLAN_FILE, WEIGHTS_FILE
+from orchestrator.tuning.checkpoint_models import MODEL_DIR
 
 #: one file per rank: ``state-<rank>.pt``
 STATE_FILE = "state-{rank}.pt"
@@ -152,6 +156,22 @@ def save(state: dict[str, Any], folder: Path, rank: int) -> Path:
     path = folder / STATE_FILE.format(rank=rank)
     torch.save(state, path)
     return path
+
+
+def add_weights(weights: Path, folder: Path) -> None:
+    """Put the weights folder's files (``model.pt``, ``batch_plan.json``: just written for
+    this report) into checkpoint ``folder`` under ``model/``, hard-linked where one
+    filesystem allows (the report copies the checkpoint into storage anyway)."""
+    out = folder / MODEL_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, PLAN_FILE):
+        source = weights / name
+        if not source.is_file():
+            continue
+        try:
+            os.link(source, out / name)
+        except OSError:
+            shutil.copyfile(source, out / name)
 
 
 def load(folder: Path, rank: int) -> dict[str, Any]:

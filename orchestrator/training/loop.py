@@ -198,6 +198,10 @@ class Publisher:
         with tempfile.TemporaryDirectory(prefix="orch-checkpoint-") as folder:
             # the report persists the folder into the trial's storage before it returns
             checkpoint.save(state, Path(folder), self.parts.accelerator.process_index)
+            if self.weights is not None and self.parts.is_main:
+                # the epoch's weights as the final model.pt holds them (the EMA's when on):
+                # the driver logs each kept checkpoint's as an MLflow logged model
+                checkpoint.add_weights(self.weights.out, Path(folder))
             self.report(metrics, folder)
 
 

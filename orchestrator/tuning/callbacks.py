@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from ray.tune import Callback
@@ -14,6 +15,7 @@ from ray.tune.experiment import Trial
 
 from orchestrator.reserved import (
     ATTEMPT,
+    CHECKPOINT_EPOCH,
     EPOCH,
     ERROR_TYPE,
     PREFIX,
@@ -29,6 +31,7 @@ from orchestrator.reserved import (
 from orchestrator.search_space.space import apply_params, flatten
 from orchestrator.tasks.base import TaskConfig
 from orchestrator.tracking.mlflow_tracker import MODEL_NAME, SweepTracker
+from orchestrator.tuning.checkpoint_models import kept_models
 from orchestrator.tuning.summary import end_reason
 from orchestrator.tuning.trial_end import folder_of, mark_finished, read_decision
 
@@ -90,6 +93,7 @@ class TrackingCallback(Callback):
         hyperparameters: dict[str, Any],
         datasets: list[dict[str, Any]] | None = None,
         task: TaskConfig | None = None,
+        checkpoint_models: bool = False,
     ) -> None:
         self.tracker = tracker
         self.epochs = epochs
@@ -97,6 +101,8 @@ class TrackingCallback(Callback):
         self.datasets = datasets or []
         #: decides which hyperparameters a trial's run lists (``TaskConfig.trial_params``)
         self.task = task
+        #: log each kept checkpoint's weights as a logged model (train.checkpoint.log_models)
+        self.checkpoint_models = checkpoint_models
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -143,6 +149,8 @@ class TrackingCallback(Callback):
             # the trainable ended a deterministic failure itself: Tune saw a normal end
             status = "FAILED"
         model_dir = os.path.join(folder_of(trial), MODEL_NAME)
+        if status == "FINISHED" and self.checkpoint_models:
+            self._safe(self._log_checkpoint_models, trial)
         if status == "FINISHED" and os.path.isfile(os.path.join(model_dir, "model.pt")):
             self._safe(self.tracker.log_trial_model, trial.trial_id, model_dir)
         tags = {STATUS: "error" if status == "FAILED" else (reason or "completed")}
@@ -153,6 +161,14 @@ class TrackingCallback(Callback):
             if last.get(key) is not None:
                 tags[key] = str(last[key])
         self._safe(self.tracker.end_trial, trial.trial_id, status, tags)
+
+    def _log_checkpoint_models(self, trial: Trial) -> None:
+        local = Path(folder_of(trial)) / "checkpoint-models"
+        for kept in kept_models(trial, local):
+            tags = {CHECKPOINT_EPOCH: str(kept.epoch)}
+            self.tracker.log_trial_model(
+                trial.trial_id, kept.folder, kept.name, step=kept.step, tags=tags
+            )
 
     def _safe(self, fn: Any, *args: Any) -> None:
         try:

@@ -154,12 +154,16 @@ class TunerFactory:
             ProgressTable(primary.metric, columns, epochs, out=self.out),
         ]
         if self.tracker:
-            tune_callbacks.insert(
-                0,
-                TrackingCallback(
-                    self.tracker, epochs, config.hyperparameters(), self.datasets, config.task
-                ),
+            kept_models = bool(config.train.checkpoint and config.train.checkpoint.log_models)
+            tracking = TrackingCallback(
+                self.tracker,
+                epochs,
+                config.hyperparameters(),
+                self.datasets,
+                config.task,
+                checkpoint_models=kept_models,
             )
+            tune_callbacks.insert(0, tracking)
         tune_callbacks += list(callbacks or [])
         # a population scheduler replaces a diverged member instead (docs/pbt.md)
         population = scheduler is not None and bool(

@@ -111,13 +111,16 @@ def test_trial_weights_are_logged_models_and_the_best_is_registered(smoke_run):
     _, summary, uri = smoke_run
     from mlflow import MlflowClient
 
-    from tests.integration.trial_ends import model_files
+    from tests.integration.trial_ends import checkpoint_models, model_files
 
     client = MlflowClient(tracking_uri=uri)
     ids = {}
     for row in summary["trials"]:
         ids[row["run_id"]], names = model_files(client, row["run_id"])
         assert {"model.pt", "batch_plan.json", "MLmodel"} <= names
+        # 2 epochs, a checkpoint after each but the last (train.checkpoint's defaults):
+        # epoch 1's weights are a logged model of the run too, with epoch 1's metrics
+        assert sorted(checkpoint_models(client, row["run_id"])) == [1]
         run = client.get_run(row["run_id"])
         assert run.info.status == "FINISHED"
         contexts = {i.dataset.name: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
@@ -127,6 +130,7 @@ def test_trial_weights_are_logged_models_and_the_best_is_registered(smoke_run):
     # MLflow's own ranking of the trials' models agrees with the sweep's best trial
     ranked = client.search_logged_models(
         [experiment.experiment_id],
+        filter_string="name = 'model'",
         order_by=[{"field_name": "metrics.val/map", "ascending": False}],
     )
     best = summary["best"][0]

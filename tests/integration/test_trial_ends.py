@@ -51,7 +51,7 @@ def test_asha_as_shipped_keeps_weights_of_finished_and_cut_trials(tmp_path):
         assert f"{row['trial']}: scheduler (asha) (epoch 1) - ASHA rung" in proc.stdout
     for row in full:
         assert row["epochs"] == 2
-    assert_every_trial_kept_its_end(summary, client, "ashaends")
+    assert_every_trial_kept_its_end(summary, client, "ashaends", epochs=2)
     assert_resume_retrains_nothing(tmp_path, summary)
 
 
@@ -92,7 +92,7 @@ def test_median_and_no_scheduler_keep_every_trials_weights(tmp_path, kind, sched
             assert f"{row['trial']}: scheduler (median)" in proc.stdout
     else:
         assert all(not r["stop_reason"] and r["epochs"] == 4 for r in rows), rows
-    assert_every_trial_kept_its_end(summary, client, name)
+    assert_every_trial_kept_its_end(summary, client, name, epochs=4)
     assert_resume_retrains_nothing(tmp_path, summary)
 
 
@@ -124,5 +124,5 @@ def test_forecast_scheduler_cuts_like_asha_and_keeps_weights(tmp_path):
         assert tags["orch.stop_detail"] == row["stop_detail"]
         assert f"{row['trial']}: scheduler (forecast)" in proc.stdout
         assert float(row["params"]["optim.lr"]) < 1e-4
-    assert_every_trial_kept_its_end(summary, client, name)
+    assert_every_trial_kept_its_end(summary, client, name, epochs=6)
     assert_resume_retrains_nothing(tmp_path, summary)

@@ -23,21 +23,58 @@ def model_files(client: Any, run_id: str) -> tuple[str, set[str]]:
     """The id and file names of the run's logged model ``model`` (there must be one)."""
     run = client.get_run(run_id)
     (model,) = client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = 'model'"
     )
-    assert model.name == "model" and str(model.status) == "READY", model
+    assert str(model.status) == "READY", model
     # the model is the run's output, at the step of its last values, which it carries
-    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+    # (kept checkpoints' models are outputs too, at their own steps: checkpoint_models)
+    (output,) = [o for o in run.outputs.model_outputs if o.model_id == model.model_id]
+    metric = min(k for k in run.data.metrics if k.startswith("val/"))
+    last = max(m.step for m in client.get_metric_history(run_id, metric))
+    assert output.step == last, (output.step, last)
     assert {m.key for m in model.metrics} >= {k for k in run.data.metrics if k.startswith("val/")}
     return model.model_id, {f.path for f in client.list_logged_model_artifacts(model.model_id)}
 
 
-def assert_every_trial_kept_its_end(summary: dict[str, Any], client: Any, name: str) -> None:
+def checkpoint_models(client: Any, run_id: str) -> dict[int, Any]:
+    """The run's logged models made from kept checkpoints, by epoch; each checked against
+    the run itself: READY, holding the weights, an output of the run at its report's step,
+    carrying exactly the ``val/`` values the run logged at that step."""
+    run = client.get_run(run_id)
+    models = client.search_logged_models(
+        [run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name LIKE 'checkpoint-epoch-%'",
+    )
+    metric = min(k for k in run.data.metrics if k.startswith("val/"))
+    history = {m.step: m.value for m in client.get_metric_history(run_id, metric)}
+    outputs = {o.model_id: o.step for o in run.outputs.model_outputs}
+    by_epoch = {}
+    for model in models:
+        epoch = int(model.tags["orch.checkpoint_epoch"])
+        assert model.name == f"checkpoint-epoch-{epoch}" and str(model.status) == "READY", model
+        files = {f.path for f in client.list_logged_model_artifacts(model.model_id)}
+        assert "model.pt" in files, files
+        (value,) = [m for m in model.metrics if m.key == metric]
+        assert outputs[model.model_id] == value.step and history[value.step] == value.value
+        by_epoch[epoch] = model
+    return by_epoch
+
+
+def assert_every_trial_kept_its_end(
+    summary: dict[str, Any], client: Any, name: str, epochs: int | None = None, keep: int = 2
+) -> None:
+    """Every trained trial's final weights are its run's logged model ``model``; with
+    ``epochs`` (the sweep's) also: the checkpoints Tune kept (the last ``keep`` of those
+    after every epoch but the last) are logged models ``checkpoint-epoch-<N>``."""
     trained = [r for r in summary["trials"] if r["stop_reason"] not in ("skipped", "error")]
     assert trained, summary["trials"]
     for row in trained:
         _, files = model_files(client, row["run_id"])
         assert "model.pt" in files and "batch_plan.json" in files, (row, files)
+        if epochs is not None:
+            taken = list(range(1, min(row["epochs"], epochs - 1) + 1))
+            kept = sorted(checkpoint_models(client, row["run_id"]))
+            assert kept == taken[-keep:], (row["trial"], row["epochs"], kept)
         if row["stop_reason"] != "scheduler":
             # a trial that ended by itself (last epoch, a rule) is a loadable MLflow model
             assert "MLmodel" in files, (row, files)

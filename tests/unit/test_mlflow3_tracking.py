@@ -79,6 +79,51 @@ def test_trial_weights_are_logged_models_ranked_by_val_map(tmp_path, store):
     tracker.close()
 
 
+def test_a_kept_checkpoints_model_carries_the_metrics_of_its_own_step(tmp_path, store):
+    """Three reports at steps 10, 20, 30, a checkpoint kept after the 2nd: its logged model
+    holds exactly step 20's values and is a run output at step 20; the final model holds
+    step 30's. Values by hand."""
+    tracker = SweepTracker(store, "ck", "ck", tmp_path / "sweep-1" / "tracking", fsync=False)
+    tracker.start_sweep({}, {})
+    tracker.start_trial("t1", "trial-1", {})
+    for step, value, loss in ((10, 0.1, 3.0), (20, 0.5, 2.0), (30, 0.4, 1.0)):
+        tracker.log_result("t1", {"val/map": value, "train/loss": loss}, step)
+    kept = _weights(tmp_path / "ckpt" / "model", b"epoch-2")
+    tags = {"orch.checkpoint_epoch": "2"}
+    assert tracker.log_trial_model("t1", str(kept), "checkpoint-epoch-2", step=20, tags=tags)
+    assert tracker.log_trial_model("t1", str(_weights(tmp_path / "final" / "model", b"end")))
+    tracker.end_trial("t1", "FINISHED", {})
+    tracker.end_sweep({})
+    assert tracker.flush(300)
+    client = MlflowClient(store)
+    run = client.get_run(tracker.trial_runs["t1"])
+    models = {m.name: m for m in client.search_logged_models([run.info.experiment_id])}
+    assert sorted(models) == ["checkpoint-epoch-2", "model"]
+    ckpt, final = models["checkpoint-epoch-2"], models["model"]
+    assert {m.key: (m.value, m.step) for m in ckpt.metrics} == {
+        "val/map": (0.5, 20),
+        "train/loss": (2.0, 20),
+    }
+    assert {m.key: (m.value, m.step) for m in final.metrics} == {
+        "val/map": (0.4, 30),
+        "train/loss": (1.0, 30),
+    }
+    assert ckpt.tags["orch.checkpoint_epoch"] == "2" and ckpt.tags["orch.trial_id"] == "t1"
+    outputs = sorted((o.step, o.model_id) for o in run.outputs.model_outputs)
+    assert outputs == [(20, ckpt.model_id), (30, final.model_id)]
+    # MLflow ranks the trial's models: the kept epoch-2 weights beat the final ones
+    ranked = client.search_logged_models(
+        [run.info.experiment_id], order_by=[{"field_name": "metrics.val/map", "ascending": False}]
+    )
+    assert [m.name for m in ranked] == ["checkpoint-epoch-2", "model"]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val/map")] == [
+        0.1,
+        0.5,
+        0.4,
+    ]
+    tracker.close()
+
+
 def test_datasets_are_run_inputs_with_digest_and_profile(tmp_path, store):
     datasets = _datasets(tmp_path)
     tracker = _two_trial_sweep(tmp_path, store, datasets)
