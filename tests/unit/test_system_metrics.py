@@ -101,3 +101,56 @@ def test_samples_become_system_metrics_one_step_each_apart_from_training_steps(t
     gpu = client.get_metric_history(run_id, "system/gpu_0_utilization_percentage")
     assert [(m.step, m.value) for m in gpu] == [(2, 99.0)]
     tracker.close()
+
+
+class _FakeNVML:
+    """Stands in for ``pynvml`` (no GPU here): two physical devices with fixed readings."""
+
+    class Memory:
+        def __init__(self, used: int, total: int) -> None:
+            self.used, self.total = used, total
+
+    class Rates:
+        def __init__(self, gpu: int) -> None:
+            self.gpu = gpu
+
+    def __init__(self) -> None:
+        memory, rates = self.Memory, self.Rates
+        self.readings = {0: (memory(1_000_000_000, 4_000_000_000), rates(10)),
+                         1: (memory(3_000_000_000, 4_000_000_000), rates(75))}  # fmt: skip
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, physical: int) -> int:
+        return physical
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Memory:
+        return self.readings[handle][0]
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Rates:
+        return self.readings[handle][1]
+
+
+def test_gpu_readings_are_named_by_the_processs_own_device_index(monkeypatch):
+    """With CUDA_VISIBLE_DEVICES=1 the process's GPU 0 is physical device 1: its metrics
+    are gpu_0_*, read from device 1 (75% busy, 3,000 of 4,000 MB: 75%)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNVML())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    values = SystemSampler(60).sample()
+    gpu = {k: v for k, v in values.items() if k.startswith("gpu_")}
+    assert gpu == {
+        "gpu_0_utilization_percentage": 75.0,
+        "gpu_0_memory_usage_megabytes": 3000.0,
+        "gpu_0_memory_usage_percentage": 75.0,
+    }
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    both = SystemSampler(60).sample()
+    assert both["gpu_0_utilization_percentage"] == 10.0
+    assert both["gpu_1_memory_usage_megabytes"] == 3000.0
+    assert both["gpu_0_memory_usage_percentage"] == 25.0
