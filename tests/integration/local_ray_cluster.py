@@ -24,6 +24,7 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 # ports each node binds; Ray's defaults (6379, 8265, 10001, 52365 ...) could be taken
 _NODE_PORT_FLAGS = (
@@ -49,12 +50,23 @@ def free_ports(n: int) -> list[int]:
 class LocalRayCluster:
     """Start with :meth:`start`, always end with :meth:`stop` (kills only its own nodes)."""
 
-    def __init__(self, head_cpus: int, worker_cpus: int | None, dashboard: bool = True) -> None:
+    def __init__(
+        self,
+        head_cpus: int,
+        worker_cpus: int | None,
+        dashboard: bool = True,
+        autoscaled: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         """``worker_cpus=None``: the head node only; ``dashboard=False``: no dashboard and
-        job server (a cluster that only drivers join starts faster without them)."""
+        job server (a cluster that only drivers join starts faster without them).
+
+        ``autoscaled``: node types (name -> resources) that Ray's autoscaler may add, at
+        most one node each, through its ``fake_multinode`` provider: a real autoscaler
+        (Ray's monitor) whose "cloud" starts further raylets on this machine."""
         self.head_cpus = head_cpus
         self.worker_cpus = worker_cpus
         self.dashboard = dashboard
+        self.autoscaled = autoscaled
         # short: Ray's Unix socket paths live under it and must stay below ~107 bytes
         self.temp_dir = Path(tempfile.mkdtemp(prefix="orch-ray-", dir="/tmp"))
         self.env = dict(os.environ)
@@ -89,10 +101,56 @@ class LocalRayCluster:
             tail = proc.stdout[-2000:] + proc.stderr[-2000:]
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{tail}")
 
+    def _autoscaling_config(self) -> list[str]:
+        """``--autoscaling-config`` for the head, when node types can be added."""
+        if not self.autoscaled:
+            return []
+        import json
+
+        self.env.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
+        types: dict[str, Any] = {
+            name: {"resources": dict(resources), "node_config": {}, "min_workers": 0,
+                   "max_workers": 1}
+            for name, resources in self.autoscaled.items()
+        }  # fmt: skip
+        types["ray.head.default"] = {"resources": {}, "node_config": {}, "max_workers": 0}
+        config = {
+            "cluster_name": "orch-test",
+            "max_workers": len(types) - 1,
+            "upscaling_speed": 1.0,
+            "idle_timeout_minutes": 5,
+            # no node updaters (they would ssh into the new "machine") and no launch
+            # config check: the fake provider starts a raylet in-process and that is all
+            "provider": {
+                "type": "fake_multinode",
+                "gcs_address": self.gcs_address,
+                "disable_node_updaters": True,
+                "disable_launch_config_check": True,
+            },
+            "auth": {"ssh_user": "ubuntu"},
+            "available_node_types": types,
+            "head_node_type": "ray.head.default",
+            "file_mounts": {},
+            "cluster_synced_files": [],
+            "file_mounts_sync_continuously": False,
+            "rsync_exclude": [],
+            "rsync_filter": [],
+            "initialization_commands": [],
+            "setup_commands": [],
+            "head_setup_commands": [],
+            "worker_setup_commands": [],
+            "head_start_ray_commands": [],
+            "worker_start_ray_commands": [],
+        }
+        path = self.temp_dir / "autoscaling.json"
+        path.write_text(json.dumps(config))
+        return [f"--autoscaling-config={path}"]
+
     def start(self, timeout_s: float = 120) -> None:
         self.started = True
         common = ["--disable-usage-stats"]
         head = [f"{k}={v}" for k, v in {**self._head_ports, **self._node_ports[0]}.items()]
+        head += self._autoscaling_config()
         self._ray(
             "start",
             "--head",
