@@ -163,6 +163,8 @@ def check_placement(
     if joins and _autoscaler_running():
         asks = {p.who: _describe(p.bundle) for p in trial_bundles(config.resources)}
         needs = "; ".join(f"{who}: {what}" for who, what in asks.items())
+        if len(asks) == 1:  # a one-process trial: no need to say which process
+            needs = next(iter(asks.values()))
         out.write(
             f"Waiting for the autoscaler to add nodes: {problem.key}: {problem.rule}. "
             f"Trials start once it has; one trial needs {needs}.\n"

@@ -95,7 +95,7 @@ def test_a_request_only_an_autoscaled_node_has_waits_for_the_autoscaler_then_run
         "Waiting for the autoscaler to add nodes: resources.custom_per_worker.accel: the "
         "trial asks for 1 accel, but the Ray cluster"
     ), waiting
-    assert waiting[0].endswith("once it has; one trial needs the trial: 1 CPU, 1 accel."), waiting
+    assert waiting[0].endswith("once it has; one trial needs 1 CPU, 1 accel."), waiting
     (sweep_dir,) = (tmp_path / "sweeps").glob("autoscaled-*")
     summary = json.loads((sweep_dir / "summary.json").read_text())
     assert [r["epochs"] for r in summary["trials"]] == [2, 2], summary["trials"]
