@@ -5,8 +5,10 @@ Run: python bench/stopping.py [--tuning]
 Sets (``orchestrate replay``'s simulation, trials started in recorded order):
 
 * ``generated``: ``bench/curves/generated.jsonl`` (200 seeded curves, 9 families), 4 at a time;
-* ``recorded (held out)``: the half of ``bench/curves/rtdetr_recorded.jsonl`` (real tiny
-  RT-DETR curves) that :func:`orchestrator.replay.curves.split_curves` holds out, 2 at a time;
+* ``recorded ... (held out)``: for each real recording (``bench/curves/*_recorded.jsonl``:
+  tiny RT-DETR 14 and 24 epochs, the detector, RAM; recipes ``record_*.yaml``), the half
+  that :func:`orchestrator.replay.curves.split_curves` holds out, 2 at a time; labelled by
+  outcome (``label_recorded.py``);
 * ``DETR-like (held out)``: ``bench/curves/detr_holdout.jsonl`` (slow starters, late-crossing
   LR-drop schedules; ``generate_detr.py --seed 1``), 4 at a time.
 
@@ -60,20 +62,29 @@ def policies() -> list[Policy]:
     ]
 
 
+#: real recordings (bench/curves/record_*.yaml), outcome-labelled by label_recorded.py
+RECORDED = [
+    ("recorded RT-DETR 14 ep", "rtdetr_recorded.jsonl", 2),
+    ("recorded RT-DETR 24 ep", "rtdetr_long_recorded.jsonl", 2),
+    ("recorded detector 16 ep", "detector_recorded.jsonl", 2),
+    ("recorded RAM 20 ep", "ram_recorded.jsonl", 2),
+]
+
+
 def sets(tuning: bool) -> list[tuple[str, list[Curve], int]]:
     curves = ROOT / "bench/curves"
-    tune, holdout = split_curves(load_curves(curves / "rtdetr_recorded.jsonl"))
+    out = [("generated", load_curves(curves / "generated.jsonl"), 4)]
+    for name, file, concurrency in RECORDED:
+        if not (curves / file).is_file():
+            continue
+        tune, holdout = split_curves(load_curves(curves / file))
+        half = f"{name} ({'tuning half' if tuning else 'held out'})"
+        out.append((half, tune if tuning else holdout, concurrency))
     if tuning:
-        return [
-            ("generated", load_curves(curves / "generated.jsonl"), 4),
-            ("recorded (tuning half)", tune, 2),
-            ("DETR-like (tuning, seed 0)", load_curves(curves / "detr_tune.jsonl"), 4),
-        ]
-    return [
-        ("generated", load_curves(curves / "generated.jsonl"), 4),
-        ("recorded (held out)", holdout, 2),
-        ("DETR-like (held out, seed 1)", load_curves(curves / "detr_holdout.jsonl"), 4),
-    ]
+        out.append(("DETR-like (tuning, seed 0)", load_curves(curves / "detr_tune.jsonl"), 4))
+    else:
+        out.append(("DETR-like (held out, seed 1)", load_curves(curves / "detr_holdout.jsonl"), 4))
+    return out
 
 
 def table(name: str, n: int, concurrency: int, scores: list[PolicyScore]) -> str:
