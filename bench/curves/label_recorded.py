@@ -13,8 +13,11 @@ use the divergence rules' thresholds (that would grade the rules by themselves):
   its best and did not come back); onset: the first report above twice the running minimum;
 * ``no_progress``: ``train/loss`` never fell below 90% of its first value; onset: report 2
   (one report to see the start, the next to see nothing happened);
-* else ``healthy`` (family ``healthy``), whatever its objective: a slow or poor run is a
-  ranking question for the scheduler, not a divergence.
+* ``dead``: its last objective is below a fifth of the best last objective of its file (a
+  run ending under 20% of what the best run reached never learned the task; relative, so
+  it holds for any task's scale); onset: its first report;
+* else ``healthy`` (family ``healthy``): a slow or middling run is a ranking question for
+  the scheduler, not a divergence.
 """
 
 from __future__ import annotations
@@ -32,8 +35,16 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def label(history: list[dict[str, Any]]) -> tuple[str, str, int | None]:
-    """``(label, family, onset)`` of one run's reports, oldest first."""
+def last_objective(history: list[dict[str, Any]]) -> float | None:
+    values = [r[OBJECTIVE] for r in history if _finite(r.get(OBJECTIVE))]
+    return values[-1] if values else None
+
+
+def label(
+    history: list[dict[str, Any]], best_last: float | None = None
+) -> tuple[str, str, int | None]:
+    """``(label, family, onset)`` of one run's reports, oldest first; ``best_last`` is the
+    best last objective of the run's set (None: no ``dead`` check)."""
     for i, report in enumerate(history):
         for key in (LOSS, OBJECTIVE):
             if key in report and not _finite(report[key]):
@@ -50,6 +61,9 @@ def label(history: list[dict[str, Any]]) -> tuple[str, str, int | None]:
             running = min(running, v)
     if lowest > 0.9 * losses[0][1] and len(losses) > 1:
         return "diverged", "no_progress", min(1, len(history) - 1)
+    last = last_objective(history)
+    if best_last is not None and last is not None and last < 0.2 * best_last:
+        return "diverged", "dead", 0
     return "healthy", "healthy", None
 
 
@@ -57,8 +71,10 @@ def main(paths: list[str]) -> None:
     for path in map(Path, paths):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         counts: dict[str, int] = {}
+        lasts = [v for v in (last_objective(r["history"]) for r in rows) if v is not None]
+        best_last = max(lasts) if lasts else None
         for row in rows:
-            row["label"], row["family"], row["onset"] = label(row["history"])
+            row["label"], row["family"], row["onset"] = label(row["history"], best_last)
             counts[row["family"]] = counts.get(row["family"], 0) + 1
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"{path}: {len(rows)} curves, {counts}")

@@ -42,7 +42,10 @@ class CollapseDetector(DivergenceDetector):
     """Fires on a metric to be maximised (``val/map``) that is dead or has collapsed.
 
     * floor: from the ``min_evals``-th evaluation on, ``patience`` evaluations in a row
-      below ``floor``.
+      below ``floor`` while the training loss (``loss``) has stopped improving: its lowest
+      value over those evaluations' reports is not ``progress`` below its lowest before
+      them. A run whose metric is still near zero but whose loss keeps falling is a slow
+      starter (a small model, a high learning rate waiting for its decay), not a dead one.
     * drop: the running median of the last ``window`` evaluations is below
       ``(1 − drop)`` × the best earlier running median, that best reached ``min_best`` (a
       fall from 0.01 to 0.004 is noise around nothing), and the relative fall exceeds
@@ -67,6 +70,8 @@ class CollapseDetector(DivergenceDetector):
         min_best: float = 0.05,
         window: int = 3,
         noise: float = 4.0,
+        loss: str | None = "train/loss",
+        progress: float = 0.02,
     ) -> None:
         check_metric(self.name, metric)
         require(floor is None or floor > 0, self.name, "floor", floor, "> 0 or null")
@@ -79,6 +84,21 @@ class CollapseDetector(DivergenceDetector):
         require(noise >= 0, self.name, "noise", noise, ">= 0")
         self.metric, self.floor, self.min_evals, self.patience = metric, floor, min_evals, patience
         self.drop, self.min_best, self.window, self.noise = drop, min_best, window, noise
+        require(0 <= progress < 1, self.name, "progress", progress, "in [0, 1)")
+        self.loss, self.progress = loss, progress
+
+    def _loss_stalled(self, history: History, first: int, last: int) -> bool:
+        """Whether the training loss after report ``first`` (up to ``last``) got no
+        ``progress`` below its lowest value up to ``first`` (True when there is no loss to
+        look at)."""
+        if self.loss is None:
+            return True
+        losses = finite_series(history, self.loss)
+        before = [v for i, v in losses if i <= first]
+        during = [v for i, v in losses if first < i <= last]
+        if not before or not during:
+            return True
+        return min(during) > (1 - self.progress) * min(before)
 
     def check(self, history: History) -> StopReason | None:
         series = finite_series(history, self.metric)
@@ -89,11 +109,14 @@ class CollapseDetector(DivergenceDetector):
         for n, (i, v) in enumerate(series, start=1):
             below = below + 1 if self.floor is not None and v < self.floor else 0
             if n >= self.min_evals and below >= self.patience:
-                detail = (
-                    f"{self.metric} = {fmt(v)} < floor {self.floor:g} for {below} evaluations "
-                    f"in a row, after {n} evaluations"
-                )
-                return StopReason("collapse", detail, i)
+                first = series[n - self.patience][0]
+                if self._loss_stalled(history, first, i):
+                    stalled = "" if self.loss is None else f", {self.loss} no longer falling"
+                    detail = (
+                        f"{self.metric} = {fmt(v)} < floor {self.floor:g} for {below} "
+                        f"evaluations in a row, after {n} evaluations{stalled}"
+                    )
+                    return StopReason("collapse", detail, i)
             if n < self.window:
                 continue
             level = statistics.median(values[n - self.window : n])
@@ -134,6 +157,10 @@ class CollapseRule(RuleConfig):
     min_evals: int = Field(10, ge=1)
     #: ... for this many evaluations in a row (a slow starter's first rise is not missed)
     patience: int = Field(3, ge=1)
+    #: ... while this training loss has stopped falling (null: the metric alone) ...
+    loss: str | None = Field("train/loss", min_length=1)
+    #: ... by this fraction of its lowest value before those evaluations
+    progress: float = Field(0.02, ge=0, lt=1)
     #: a fall by this fraction of the best running median stops the run ...
     drop: float | None = Field(0.5, gt=0, lt=1)
     #: ... once the best reached this much (a fall from near zero is noise) ...

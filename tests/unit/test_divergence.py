@@ -203,6 +203,26 @@ def test_collapse_floor_needs_persistence() -> None:
     assert reason is not None and reason.index == 4 and "3 evaluations in a row" in reason.detail
 
 
+def test_collapse_floor_spares_a_run_whose_loss_still_falls() -> None:
+    """mAP below the floor from evaluation 3 on (patience 3); the floor counts only when
+    the loss after the streak's first report is not 2% below its lowest up to it. Falling
+    12, 10, 10, 9, 8: at report 3 min(10, 9) = 9 < 0.98 x 10, spared every time; flat
+    12, 10, 10, 9.9, 9.85: at report 3 (index) min(10, 9.9) = 9.9 > 9.8: dead there."""
+    det = CollapseDetector(floor=0.02, min_evals=3, patience=3, drop=None)
+    maps = [0.01, 0.01, 0.01, 0.01, 0.01]
+
+    def runs(losses: list[float]) -> list[dict[str, float]]:
+        return [{"val/map": m, "train/loss": v} for m, v in zip(maps, losses, strict=True)]
+
+    assert det.check(runs([12.0, 10.0, 10.0, 9.0, 8.0])) is None
+    reason = det.check(runs([12.0, 10.0, 10.0, 9.9, 9.85]))
+    assert reason is not None and reason.index == 3, reason
+    assert reason.detail.endswith("after 4 evaluations, train/loss no longer falling")
+    # without a loss to look at (or with loss: null), the metric alone decides
+    bare = CollapseDetector(floor=0.02, min_evals=3, patience=3, drop=None, loss=None)
+    assert bare.check(runs([12.0, 10.0, 10.0, 9.0, 8.0])) is not None
+
+
 def test_collapse_drop_from_best_raw_values() -> None:
     # window 1, noise 0: the raw-value rule
     det = CollapseDetector(floor=None, drop=0.5, min_best=0.05, window=1, noise=0)

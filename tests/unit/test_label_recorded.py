@@ -38,3 +38,10 @@ def test_a_run_that_ends_above_twice_its_lowest_loss_blew_up_where_it_first_did(
 def test_a_loss_that_never_fell_below_90_percent_of_its_start_made_no_progress():
     assert labels.label(runs([10, 9.5, 9.2, 9.8])) == ("diverged", "no_progress", 1)
     assert labels.label(runs([10, 8.9, 9.5])) == ("healthy", "healthy", None)
+
+
+def test_a_run_ending_under_a_fifth_of_the_sets_best_never_learned():
+    ended_low = runs([10, 6, 4, 3], [0.0, 0.01, 0.02, 0.039])
+    assert labels.label(ended_low, best_last=0.2) == ("diverged", "dead", 0)
+    assert labels.label(ended_low, best_last=0.19) == ("healthy", "healthy", None)
+    assert labels.label(ended_low) == ("healthy", "healthy", None)
