@@ -226,6 +226,56 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_the_sweep_once(tmp_path):
     assert summary["best"][0]["run_id"] == runs[summary["best"][0]["trial_id"]]
 
 
+@pytest.mark.timeout(600)
+def test_a_driver_killed_mid_trial_resumes_that_trial_from_its_checkpoint(tmp_path):
+    """kill -9 of the driver (and its Ray) while a 6-epoch trial is past its 2nd report,
+    then ``orchestrate resume``: the trial continues after its last checkpoint (never
+    from scratch), its run says from which epoch, and MLflow holds every step once with
+    the values of the trial's own log."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = tmp_path / "long.log"
+    text = SWEEP.format(name="long").replace(f"epochs: {EPOCHS}", "epochs: 6")
+    (tmp_path / "long.yaml").write_text(text.replace(f"num_samples: {TRIALS}", "num_samples: 1"))
+    handle = log.open("w")
+    proc = subprocess.Popen(
+        _cli("sweep", str(tmp_path / "long.yaml"), "-o", f"sweep.dir={tmp_path / 'sweeps'}",
+             "-o", f"tracking.uri={uri}"),
+        cwd=tmp_path, stdout=handle, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait(lambda: (tmp_path / "sweeps").is_dir() and _sweep_dir(tmp_path, "long")
+              and any(len(_reports(d)) >= 2 for d in _running(_sweep_dir(tmp_path, "long"))),
+              300, "the trial past its 2nd report", proc, log)  # fmt: skip
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc)
+    sweep_dir = _sweep_dir(tmp_path, "long")
+    (trial_dir,) = _trial_dirs(sweep_dir)
+    before = len(_reports(trial_dir))
+    assert 2 <= before < 6 and not (trial_dir / "finished.json").exists(), before
+    resumed = subprocess.run(
+        _cli("resume", str(sweep_dir)), cwd=tmp_path, capture_output=True, text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    (row,) = summary["trials"]
+    assert row["status"] == "done" and row["epochs"] == 6, row
+    reports = _reports(trial_dir)
+    restored = [r for r in reports if "orch.restored_from_epoch" in r]
+    assert restored, reports
+    epoch = restored[0]["orch.restored_from_epoch"]
+    # checkpoints after every epoch: it continues after the last one it reported, or the
+    # one before (a kill between a report and its checkpoint's copy)
+    assert before - 1 <= epoch <= before, (before, epoch)
+    assert [r["orch.epoch"] for r in restored] == list(range(epoch + 1, 7))
+    runs = _assert_mlflow_has_every_report(MlflowClient(uri), sweep_dir, trials=1)
+    tags = MlflowClient(uri).get_run(runs[row["trial_id"]]).data.tags
+    assert tags["orch.restored_from_epoch"] == str(epoch), tags
+
+
 def _mlflow_server(tmp_path: Path, port: int, tag: str) -> Service:
     store = tmp_path / "server"
     store.mkdir(exist_ok=True)
