@@ -84,8 +84,6 @@ KIND = "orch.kind"
 TRIAL_ID = "orch.trial_id"
 #: a logged model made from a kept checkpoint: the epoch it was taken after
 CHECKPOINT_EPOCH = "orch.checkpoint_epoch"
-#: the folder of a trial checkpoint that holds rank 0's weights of its epoch
-CHECKPOINT_MODEL_DIR = "model"
 #: the end state of a run: ``completed``, a stop reason, ``error``, ``interrupted``
 STATUS = "orch.status"
 SWEEP_DIR = "orch.sweep_dir"

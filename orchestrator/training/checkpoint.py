@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from orchestrator.divergence.epoch_check import EpochCheck
-from orchestrator.reserved import CHECKPOINT_MODEL_DIR
 from orchestrator.training.batch_fit import BatchFit
+from orchestrator.training.checkpoint_layout import MODEL_DIR
 from orchestrator.training.parts import TrialParts
 from orchestrator.training.weighting import LossWeighting
 from orchestrator.training.weights import PLAN_FILE, WEIGHTS_FILE
@@ -162,7 +162,7 @@ def add_weights(weights: Path, folder: Path) -> None:
     """Put the weights folder's files (``model.pt``, ``batch_plan.json``: just written for
     this report) into checkpoint ``folder`` under ``model/``, hard-linked where one
     filesystem allows (the report copies the checkpoint into storage anyway)."""
-    out = folder / CHECKPOINT_MODEL_DIR
+    out = folder / MODEL_DIR
     out.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS_FILE, PLAN_FILE):
         source = weights / name

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.reserved import CHECKPOINT_MODEL_DIR, EPOCH, STEP
+from orchestrator.reserved import EPOCH, STEP
+from orchestrator.training.checkpoint_layout import MODEL_DIR
 
 log = logging.getLogger(__name__)
 
-#: the folder of a checkpoint that holds its weights
-MODEL_DIR = CHECKPOINT_MODEL_DIR
 #: the weights file in it
 WEIGHTS = "model.pt"
 #: what a Ray Train V2 run keeps about its checkpoints, in its storage folder
