@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from orchestrator.config.batch import BatchPlan
+from orchestrator.training.checkpoint_layout import WEIGHTS_FILE
 
-WEIGHTS_FILE = "model.pt"
 PLAN_FILE = "batch_plan.json"
 
 

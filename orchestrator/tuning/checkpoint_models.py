@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.reserved import EPOCH, STEP
-from orchestrator.training.checkpoint_layout import MODEL_DIR
+from orchestrator.training.checkpoint_layout import MODEL_DIR, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
-#: the weights file in it
-WEIGHTS = "model.pt"
 #: what a Ray Train V2 run keeps about its checkpoints, in its storage folder
 TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
@@ -55,7 +53,7 @@ def kept_models(trial: Any, local_root: Path) -> list[KeptModel]:
         epoch = int(metrics.get(EPOCH) or metrics.get("training_iteration") or 0)
         step = int(metrics.get(STEP, metrics.get("training_iteration", 0)) or 0)
         folder = _local_folder(filesystem, path, local_root / f"epoch-{epoch}")
-        if folder is not None and (folder / WEIGHTS).is_file():
+        if folder is not None and (folder / WEIGHTS_FILE).is_file():
             kept.append(KeptModel(epoch, step, str(folder)))
     return sorted(kept, key=lambda k: k.step)
 
@@ -93,7 +91,7 @@ def _local_folder(filesystem: Any, path: str, target: Path) -> Path | None:
     if isinstance(filesystem, pyarrow.fs.LocalFileSystem):
         return Path(source)
     try:
-        info = filesystem.get_file_info(f"{source}/{WEIGHTS}")
+        info = filesystem.get_file_info(f"{source}/{WEIGHTS_FILE}")
         if info.type == pyarrow.fs.FileType.NotFound:
             return None
         target.mkdir(parents=True, exist_ok=True)

@@ -155,6 +155,16 @@ def _resume(sweep_dir: Path, tmp_path: Path, name: str) -> subprocess.Popen[str]
     )  # fmt: skip
 
 
+def _resume_to_the_end(sweep_dir: Path, tmp_path: Path) -> dict:
+    """``orchestrate resume`` run to its end (rc 0); the sweep's ``summary.json``."""
+    resumed = subprocess.run(
+        _cli("resume", str(sweep_dir)), cwd=tmp_path, capture_output=True, text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return json.loads((sweep_dir / "summary.json").read_text())
+
+
 @pytest.mark.timeout(900)
 def test_ctrl_c_then_kill_9_then_resume_finishes_the_sweep_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -208,12 +218,7 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_the_sweep_once(tmp_path):
     assert "Resuming sweep 'sweep'" in log.read_text()
     done_before = {d.name: (d / "finished.json").stat().st_mtime for d in _finished(sweep_dir)}
 
-    resumed = subprocess.run(
-        _cli("resume", str(sweep_dir)), cwd=tmp_path, capture_output=True, text=True,
-        timeout=400,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    summary = json.loads((sweep_dir / "summary.json").read_text())
+    summary = _resume_to_the_end(sweep_dir, tmp_path)
     assert len(summary["trials"]) == TRIALS
     assert {t["trial"] for t in summary["trials"]} == {f"trial-{i}" for i in range(1, TRIALS + 1)}
     assert all(t["status"] == "done" and t["epochs"] == EPOCHS for t in summary["trials"])
@@ -234,15 +239,7 @@ def test_a_driver_killed_mid_trial_resumes_that_trial_from_its_checkpoint(tmp_pa
     the values of the trial's own log."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log = tmp_path / "long.log"
-    text = SWEEP.format(name="long").replace(f"epochs: {EPOCHS}", "epochs: 6")
-    (tmp_path / "long.yaml").write_text(text.replace(f"num_samples: {TRIALS}", "num_samples: 1"))
-    handle = log.open("w")
-    proc = subprocess.Popen(
-        _cli("sweep", str(tmp_path / "long.yaml"), "-o", f"sweep.dir={tmp_path / 'sweeps'}",
-             "-o", f"tracking.uri={uri}"),
-        cwd=tmp_path, stdout=handle, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    proc = _start_sweep(tmp_path, "long", uri, "-o", "train.epochs=6", "-o", "sweep.num_samples=1")
     try:
         _wait(lambda: (tmp_path / "sweeps").is_dir() and _sweep_dir(tmp_path, "long")
               and any(len(_reports(d)) >= 2 for d in _running(_sweep_dir(tmp_path, "long"))),
@@ -255,12 +252,7 @@ def test_a_driver_killed_mid_trial_resumes_that_trial_from_its_checkpoint(tmp_pa
     (trial_dir,) = _trial_dirs(sweep_dir)
     before = len(_reports(trial_dir))
     assert 2 <= before < 6 and not (trial_dir / "finished.json").exists(), before
-    resumed = subprocess.run(
-        _cli("resume", str(sweep_dir)), cwd=tmp_path, capture_output=True, text=True,
-        timeout=400,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    summary = json.loads((sweep_dir / "summary.json").read_text())
+    summary = _resume_to_the_end(sweep_dir, tmp_path)
     (row,) = summary["trials"]
     assert row["status"] == "done" and row["epochs"] == 6, row
     reports = _reports(trial_dir)
