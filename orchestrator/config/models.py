@@ -315,6 +315,10 @@ class SweepSettings(StrictModel):
     ray_address: str | None = None
     #: logical CPUs of a local Ray; null sizes it so ``max_concurrent`` trials fit
     num_cpus: int | None = Field(None, ge=1)
+    #: a local Ray starts its dashboard (needs ``orchestrator[cluster]``) and the sweep
+    #: prints its address; off by default: the progress table and MLflow say what a sweep
+    #: does, and the dashboard's processes cost a few CPU seconds at every start
+    ray_dashboard: bool = False
     #: restarts of a trial after an infrastructure failure (OOM, lost worker or node,
     #: preemption); a deterministic error or a divergence is never retried
     max_retries: int = Field(2, ge=0)

@@ -32,6 +32,7 @@ SAFE_TO_CHANGE = {
     "tracking.flush_timeout_s": "read only when the sweep ends, by the resuming process",
     "sweep.num_cpus": "sizes the local Ray that the resuming process starts",
     "sweep.ray_address": "the cluster the resuming process joins (a lost head node)",
+    "sweep.ray_dashboard": "whether the local Ray that the resuming process starts has one",
 }
 
 
@@ -69,7 +70,10 @@ def check_resume(config: SweepConfig, sweep_dir: Path, allowed: Iterable[str] = 
         return True
     before, now = flatten(saved["config"]), flatten(dump)
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    refused = [k for k in changed if k not in allowed]
+    # a safe key that a later version added (the folder's sweep never had it) is no edit
+    refused = [
+        k for k in changed if k not in allowed and not (k in SAFE_TO_CHANGE and k not in before)
+    ]
     if refused:
         edits = ", ".join(f"{k} ({_show(before.get(k))} -> {_show(now.get(k))})" for k in refused)
         safe = [k for k in refused if k in SAFE_TO_CHANGE]

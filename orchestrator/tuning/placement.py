@@ -133,7 +133,7 @@ def cluster_address(config: SweepConfig) -> str | None:
 def check_placement(
     config: SweepConfig,
     out: TextIO,
-    init_ray: Callable[[SweepConfig], None],
+    init_ray: Callable[[SweepConfig, TextIO], None],
     file: str | None = None,
 ) -> None:
     """Start (or join) Ray with ``init_ray`` and make sure one trial can ever be placed.
@@ -151,7 +151,7 @@ def check_placement(
         # would have (CPUs, GPUs, no custom resources) is known before: check that first
         problem = shortfall(processes, [_local_node(config)])
     if problem is None:
-        init_ray(config)
+        init_ray(config, out)
         nodes = [
             {k: float(v) for k, v in node["Resources"].items()}
             for node in ray.nodes()

@@ -65,7 +65,7 @@ def make_sweep_dir(config: SweepConfig) -> Path:
             path = root / f"{config.name}-{stamp}-{n}"
 
 
-def _init_ray(config: SweepConfig) -> None:
+def _init_ray(config: SweepConfig, out: TextIO | None = None) -> None:
     import ray
 
     if ray.is_initialized():
@@ -81,15 +81,20 @@ def _init_ray(config: SweepConfig) -> None:
     # 2.1 of them, so a small machine is over-subscribed on purpose to fit max_concurrent.
     need = math.ceil(cpus_per_trial(config.resources) * config.sweep.max_concurrent)
     num_cpus = config.sweep.num_cpus or max(os.cpu_count() or 1, need)
-    ray.init(
+    context = ray.init(
         # "local", not None: None joins a `ray start` cluster running on this machine, if
         # any, and then refuses num_cpus (a traceback); RAY_ADDRESS was honoured above
         address="local",
         num_cpus=num_cpus,
         log_to_driver=False,
         logging_level=logging.WARNING,
-        include_dashboard=None,
+        # False, not Ray's None ("if its packages are installed"): the same lean local Ray
+        # whatever extras are installed, unless the sweep file asks for the dashboard
+        include_dashboard=config.sweep.ray_dashboard,
     )
+    if config.sweep.ray_dashboard and out is not None:
+        url = context.dashboard_url
+        out.write(f"Ray dashboard: http://{url}\n" if url else "Ray dashboard: not running\n")
 
 
 def _join_failure(config: SweepConfig, address: str, exc: BaseException) -> str:
@@ -129,7 +134,7 @@ def run_sweep(
     check_placement(config, out, _init_ray, sweep_file)  # exits 2 on what can never run
     datasets = _describe_data(config, data_root) if config.tracking.enabled else []
     tracker, uri = _open_tracker(config, sweep_dir, sweep_file, resumed=resume_dir is not None)
-    _init_ray(config)
+    _init_ray(config, out)
     tuners = TunerFactory(
         config,
         _trainable(config, data_root, sweep_dir),

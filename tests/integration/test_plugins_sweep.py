@@ -4,6 +4,9 @@ sweep of the regression task (docs/extending.md)."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -80,10 +83,27 @@ def test_registered_scheduler_and_sampler_drive_a_real_sweep(tmp_path: Path, plu
     from orchestrator.tuning.runner import run_sweep
 
     path = tmp_path / "s.yaml"
-    path.write_text(SWEEP.replace("DIR", str(tmp_path / "sweeps")))
+    # the same sweep shows sweep.ray_dashboard (off by default): a local Ray with its
+    # dashboard, whose address the sweep prints and which answers while Ray is up
+    path.write_text(
+        SWEEP.replace("DIR", str(tmp_path / "sweeps")).replace("dir:", "ray_dashboard: true, dir:")
+    )
     config = load_sweep(path)
+    out = io.StringIO()
     try:
-        summary = run_sweep(config, str(path), out=io.StringIO())
+        summary = run_sweep(config, str(path), out=out)
+        (line,) = [x for x in out.getvalue().splitlines() if x.startswith("Ray dashboard: ")]
+        url = line.removeprefix("Ray dashboard: ")
+        assert url.startswith("http://127.0.0.1:"), line
+        # Ray's token auth (its default) guards it: the token of this machine's local Ray
+        token = os.environ.get("RAY_AUTH_TOKEN") or (
+            (Path.home() / ".ray/auth_token").read_text().strip()
+        )
+        request = urllib.request.Request(
+            f"{url}/api/version", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200 and "ray_version" in json.loads(answer.read())
     finally:
         import ray
 

@@ -91,9 +91,26 @@ def test_allowing_a_key_resume_cannot_honour_is_refused(tmp_path):
     assert out.returncode == 2
     assert out.stderr == (
         "error: --allow-change sweep.num_samples: resume cannot honour a change of this key; "
-        "only tracking.flush_timeout_s, sweep.num_cpus, sweep.ray_address can change (start "
-        "a new sweep for other changes)\n"
+        "only tracking.flush_timeout_s, sweep.num_cpus, sweep.ray_address, sweep.ray_dashboard "
+        "can change (start a new sweep for other changes)\n"
     )
+
+
+def test_a_safe_key_a_later_version_added_is_no_edit_but_other_new_keys_are(tmp_path):
+    import json
+
+    folder = _sweep_folder(tmp_path)
+    saved = json.loads((folder / FINGERPRINT_FILE).read_text())
+    # a folder written before sweep.ray_dashboard existed: its fingerprint lacks the key
+    del saved["config"]["sweep"]["ray_dashboard"]
+    saved["sha256"] = "written-by-an-older-version"
+    (folder / FINGERPRINT_FILE).write_text(json.dumps(saved))
+    assert check_resume(load_sweep(str(folder / "sweep.yaml")), folder)
+    # a key that changes the search is refused even when the old folder never had it
+    del saved["config"]["sweep"]["num_samples"]
+    (folder / FINGERPRINT_FILE).write_text(json.dumps(saved))
+    with pytest.raises(OrchestratorError, match=r"sweep\.num_samples \(unset -> 2\)"):
+        check_resume(load_sweep(str(folder / "sweep.yaml")), folder)
 
 
 def test_a_folder_from_before_fingerprints_is_not_checked(tmp_path):
