@@ -37,6 +37,7 @@ _NODE_PORT_FLAGS = (
 )
 _HEAD_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port")
 _MARKER = "ORCH_TEST_RAY_CLUSTER"
+_NODE_MARKER = "ORCH_TEST_RAY_NODE"
 
 
 def free_ports(n: int) -> list[int]:
@@ -178,6 +179,30 @@ class LocalRayCluster:
         )
         self._wait_for_job_server(timeout_s)
 
+    def add_node(self, name: str, cpus: int) -> None:
+        """Start one more node that joins the head: its own ports and temp dir, as on
+        another machine, and its own marker, so :meth:`kill_node` finds its processes."""
+        ports = dict(zip(_NODE_PORT_FLAGS, free_ports(len(_NODE_PORT_FLAGS)), strict=True))
+        env = {**self.env, _NODE_MARKER: name}
+        cmd = [str(Path(sys.executable).parent / "ray"), "start",
+               f"--address={self.gcs_address}", "--disable-usage-stats",
+               *(f"{k}={v}" for k, v in ports.items()), f"--num-cpus={cpus}",
+               f"--node-name={name}", f"--temp-dir={self.temp_dir / name}"]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = proc.stdout[-2000:] + proc.stderr[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{tail}")
+
+    def kill_node(self, name: str) -> int:
+        """SIGKILL every process of the node :meth:`add_node` started as ``name`` (its
+        raylet, agents, workers and the trials in them): a machine that vanished, as a
+        preempted spot node does. Returns how many processes were killed."""
+        pids = self._pids(f"{_NODE_MARKER}={name}".encode())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
     def _wait_for_job_server(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
@@ -208,9 +233,10 @@ class LocalRayCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
-    def _pids(self) -> list[int]:
-        """Live processes that carry this cluster's marker in their environment."""
-        marker = f"{_MARKER}={self.temp_dir}".encode()
+    def _pids(self, marker: bytes | None = None) -> list[int]:
+        """Live processes that carry this cluster's marker (or ``marker``) in their
+        environment."""
+        marker = marker or f"{_MARKER}={self.temp_dir}".encode()
         pids = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
