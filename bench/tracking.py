@@ -231,6 +231,17 @@ def parts(root: Path) -> None:
     )
 
 
+def _resolution(ratios: list[float]) -> str:
+    """The half-width of the 95% t-interval of the mean per-round ratio: the smallest
+    difference to no tracking this run can tell from noise (the target: 2%)."""
+    if len(ratios) < 2:
+        return "n/a (one round)"
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(ratios) - 1) * statistics.stdev(ratios) / len(ratios) ** 0.5
+    return f"+-{half:.1%}{'' if half <= 0.02 else ' (> 2%: more rounds)'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=6)
@@ -266,7 +277,8 @@ def main() -> None:
             server.wait(timeout=30)
     print(
         f"{args.trials} trials x {args.epochs} epochs per sweep, {args.rounds} interleaved "
-        "rounds; medians over rounds, [min, max] of the per-round ratios"
+        "rounds; medians over rounds, [min, max] of the per-round ratios, and what the "
+        "rounds resolve (the 95% t-interval of the mean ratio, +-)"
     )
     base_runs = runs["no tracking"]
     for title, attr in (
@@ -282,7 +294,7 @@ def main() -> None:
             ratios = [v / getattr(b, attr) for v, b in zip(values, base_runs, strict=True)]
             print(
                 f"  {name:14s} {med:8.3f} s  x{med / base:.3f}  "
-                f"[{min(ratios):.3f}, {max(ratios):.3f}]"
+                f"[{min(ratios):.3f}, {max(ratios):.3f}]  resolves {_resolution(ratios)}"
             )
     base_cpu = statistics.median(r.cpu for r in base_runs)
     print("MLflow's cost in CPU time (vs no tracking):")
