@@ -5,6 +5,11 @@ with no guard: two sweeps that start at once on a fresh ``mlflow.db`` both run t
 migrations and one fails ("Online migration expected to match one row ...", "duplicate
 column name"). Every orchestrate process opens its client here, holding an exclusive lock
 on the store's folder while it does, so the second one finds the tables made.
+
+A new store is made under a temporary name and renamed into place once its migrations
+are done: a process killed while migrating (a sweep's driver, kill -9 or a lost pod)
+leaves a temporary file, never a half-migrated ``mlflow.db`` that every later client
+refuses ("out-of-date database schema") until ``mlflow db upgrade``.
 """
 
 from __future__ import annotations
@@ -52,7 +57,26 @@ def open_client(uri: str, wait_s: float = INIT_WAIT_S) -> Any:
                         f"over {wait_s:.0f} s"
                     ) from None
                 time.sleep(0.05)
-        # the client opens the store, creating its tables when they are missing
+        if not path.exists() or path.stat().st_size == 0:
+            _create(path)
         return MlflowClient(tracking_uri=uri)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _create(path: Path) -> None:
+    """Make the store at ``path`` (caller holds the folder's lock): migrated in full under
+    a temporary name, then renamed into place, so ``path`` is whole or absent."""
+    from mlflow import MlflowClient
+
+    # left by a process killed while creating (only the lock holder creates)
+    for stale in path.parent.glob(f".{path.name}.creating-*"):
+        stale.unlink(missing_ok=True)
+    temp = path.parent / f".{path.name}.creating-{os.getpid()}"
+    try:
+        # MLflow creates and migrates the tables when its store first opens the file
+        MlflowClient(tracking_uri=f"sqlite:///{temp}").search_experiments(max_results=1)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+        Path(f"{temp}-journal").unlink(missing_ok=True)
