@@ -65,7 +65,7 @@ def make_sweep_dir(config: SweepConfig) -> Path:
             path = root / f"{config.name}-{stamp}-{n}"
 
 
-def _init_ray(config: SweepConfig, out: TextIO | None = None) -> None:
+def _init_ray(config: SweepConfig, out: TextIO) -> None:
     import ray
 
     if ray.is_initialized():
@@ -92,7 +92,7 @@ def _init_ray(config: SweepConfig, out: TextIO | None = None) -> None:
         # whatever extras are installed, unless the sweep file asks for the dashboard
         include_dashboard=config.sweep.ray_dashboard,
     )
-    if config.sweep.ray_dashboard and out is not None:
+    if config.sweep.ray_dashboard:
         url = context.dashboard_url
         out.write(f"Ray dashboard: http://{url}\n" if url else "Ray dashboard: not running\n")
 

@@ -93,10 +93,10 @@ class LocalRayCluster:
         self.dashboard_url = f"http://127.0.0.1:{self._head_ports['--dashboard-port']}"
         self.started = False
 
-    def _ray(self, *args: str, timeout: float = 120) -> None:
+    def _ray(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> None:
         cmd = [str(Path(sys.executable).parent / "ray"), *args]
         proc = subprocess.run(
-            cmd, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            cmd, env=env or self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if proc.returncode != 0:
             tail = proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -183,25 +183,16 @@ class LocalRayCluster:
         """Start one more node that joins the head: its own ports and temp dir, as on
         another machine, and its own marker, so :meth:`kill_node` finds its processes."""
         ports = dict(zip(_NODE_PORT_FLAGS, free_ports(len(_NODE_PORT_FLAGS)), strict=True))
-        env = {**self.env, _NODE_MARKER: name}
-        cmd = [str(Path(sys.executable).parent / "ray"), "start",
-               f"--address={self.gcs_address}", "--disable-usage-stats",
-               *(f"{k}={v}" for k, v in ports.items()), f"--num-cpus={cpus}",
-               f"--node-name={name}", f"--temp-dir={self.temp_dir / name}"]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            tail = proc.stdout[-2000:] + proc.stderr[-2000:]
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{tail}")
+        self._ray("start", f"--address={self.gcs_address}", "--disable-usage-stats",
+                  *(f"{k}={v}" for k, v in ports.items()), f"--num-cpus={cpus}",
+                  f"--node-name={name}", f"--temp-dir={self.temp_dir / name}",
+                  env={**self.env, _NODE_MARKER: name})  # fmt: skip
 
     def kill_node(self, name: str) -> int:
         """SIGKILL every process of the node :meth:`add_node` started as ``name`` (its
         raylet, agents, workers and the trials in them): a machine that vanished, as a
         preempted spot node does. Returns how many processes were killed."""
-        pids = self._pids(f"{_NODE_MARKER}={name}".encode())
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return len(pids)
+        return self._signal(signal.SIGKILL, f"{_NODE_MARKER}={name}".encode())
 
     def _wait_for_job_server(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -228,10 +219,13 @@ class LocalRayCluster:
             self._signal(signal.SIGKILL)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def _signal(self, sig: int) -> None:
-        for pid in self._pids():
+    def _signal(self, sig: int, marker: bytes | None = None) -> int:
+        """Send ``sig`` to the processes :meth:`_pids` finds; returns how many."""
+        pids = self._pids(marker)
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+        return len(pids)
 
     def _pids(self, marker: bytes | None = None) -> list[int]:
         """Live processes that carry this cluster's marker (or ``marker``) in their

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,10 +96,12 @@ def test_registered_scheduler_and_sampler_drive_a_real_sweep(tmp_path: Path, plu
         (line,) = [x for x in out.getvalue().splitlines() if x.startswith("Ray dashboard: ")]
         url = line.removeprefix("Ray dashboard: ")
         assert url.startswith("http://127.0.0.1:"), line
-        # Ray's token auth (its default) guards it: the token of this machine's local Ray
-        token = os.environ.get("RAY_AUTH_TOKEN") or (
-            (Path.home() / ".ray/auth_token").read_text().strip()
-        )
+        # Ray's token auth (its default) guards it; the token as the docs tell users to
+        # get it (docs/sweep-file.md)
+        token = subprocess.run(
+            [str(Path(sys.executable).parent / "ray"), "get-auth-token"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
         request = urllib.request.Request(
             f"{url}/api/version", headers={"Authorization": f"Bearer {token}"}
         )

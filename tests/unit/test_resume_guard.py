@@ -3,6 +3,7 @@ and a sweep with an unwritable folder or store stops in one line before Ray (par
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,8 +98,6 @@ def test_allowing_a_key_resume_cannot_honour_is_refused(tmp_path):
 
 
 def test_a_safe_key_a_later_version_added_is_no_edit_but_other_new_keys_are(tmp_path):
-    import json
-
     folder = _sweep_folder(tmp_path)
     saved = json.loads((folder / FINGERPRINT_FILE).read_text())
     # a folder written before sweep.ray_dashboard existed: its fingerprint lacks the key
