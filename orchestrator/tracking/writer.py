@@ -56,6 +56,13 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 #: metrics a logged model carries (its run's last training and validation values)
 MODEL_METRIC_PREFIXES = ("train/", "val/")
+#: ops that a writer behind the journal merges into one MLflow call when they are
+#: consecutive and for the same run: each is one report's values, and each call costs a
+#: request (a server) or a store transaction (SQLite) whatever its size
+MERGEABLE = frozenset({"log_batch", "log_system"})
+#: one merged call's limits, under MLflow's per-batch caps (1000 metrics, 100 params,
+#: 100 tags, 1000 items in all)
+MERGE_METRICS, MERGE_PARAMS, MERGE_TAGS = 800, 100, 100
 
 
 class JournalBusyError(RuntimeError):
@@ -151,7 +158,8 @@ class JournalWriter:
             self._step(None)
 
     def _step(self, deadline: float | None) -> None:
-        op = self.journal.op(self.state.applied)
+        first = self.state.applied
+        op, count = self._merged(first)
         backoff = 0.2
         rejected = 0
         while not self._stop.is_set():
@@ -160,6 +168,11 @@ class JournalWriter:
                 break
             except Exception as exc:
                 code = str(getattr(exc, "error_code", ""))
+                if code in REJECTED and count > 1:
+                    # one of the merged ops is at fault: apply them one at a time, so only
+                    # that one is set aside (a re-sent metric is no duplicate in MLflow)
+                    op, count = self.journal.op(first), 1
+                    continue
                 if code in REJECTED:
                     rejected += 1
                     if rejected >= REJECT_ATTEMPTS:
@@ -184,11 +197,47 @@ class JournalWriter:
             )
             self.outage_since = None
         with self._progress:
-            start, digest = self.journal.mark(self.state.applied)
-            self.state.applied += 1
+            start, digest = self.journal.mark(first + count - 1)
+            self.state.applied = first + count
             self.state.applied_start, self.state.applied_digest = start, digest
             _atomic_write(self.journal.root / STATE_FILE, self.state.to_json())
             self._progress.notify_all()
+
+    def _merged(self, first: int) -> tuple[dict[str, Any], int]:
+        """Op ``first``, merged with the ``MERGEABLE`` ops of the same run right after it
+        that are already in the journal, while they fit one MLflow batch; and how many
+        ops that is. A writer that keeps up merges nothing; one behind (short reports, a
+        slow server, an outage's backlog) makes one call of many reports."""
+        op = self.journal.op(first)
+        if op["op"] not in MERGEABLE:
+            return op, 1
+        metrics = list(op.get("metrics", []))
+        params = list(op.get("params", []))
+        tags = dict(op.get("tags", []))
+        count, end = 1, len(self.journal)
+        while first + count < end:
+            nxt = self.journal.op(first + count)
+            if nxt["op"] not in MERGEABLE or nxt["key"] != op["key"]:
+                break
+            more_params = nxt.get("params", [])
+            more_tags = dict(nxt.get("tags", []))
+            if (
+                len(metrics) + len(nxt.get("metrics", [])) > MERGE_METRICS
+                or len(params) + len(more_params) > MERGE_PARAMS
+                or len(tags.keys() | more_tags.keys()) > MERGE_TAGS
+                # MLflow refuses a batch that names a param twice
+                or {k for k, _ in more_params} & {k for k, _ in params}
+            ):
+                break
+            metrics += nxt.get("metrics", [])
+            params += more_params
+            tags.update(more_tags)  # a later value of a tag wins, as applied one by one
+            count += 1
+        if count == 1:
+            return op, 1
+        merged = {"op": "log_batch", "key": op["key"], "metrics": metrics, "params": params}
+        merged["tags"] = [[k, v] for k, v in tags.items()]
+        return merged, count
 
     def _give_up(self, op: dict[str, Any], exc: Exception) -> None:
         log.warning("MLflow rejected %s (%s); kept in %s", op.get("op"), _short(exc), FAILED_FILE)

@@ -172,3 +172,68 @@ def test_tracker_pickles_to_the_same_open_tracker(tmp_path, store):
     tracker = _tracker(tmp_path, store)
     assert pickle.loads(pickle.dumps(tracker)) is tracker
     tracker.close()
+
+
+def _pending_journal(tmp_path, reports: int):
+    """A sweep journal whose every op is still pending: written while MLflow was away."""
+    tracker = SweepTracker(
+        "http://127.0.0.1:9", "exp", "sweepy", tmp_path / "s" / "tracking", fsync=False
+    )
+    tracker.start_sweep({"optim.lr": 0.1}, {})
+    tracker.start_trial("t1", "trial-1", {"optim.lr": 0.01})
+    for step in range(1, reports + 1):
+        tracker.log_result("t1", {"train/loss": 1.0 / step, "val/mse": 2.0 / step}, step)
+    return tracker
+
+
+def _counting_writer(tmp_path, store):
+    writer = JournalWriter(Journal(tmp_path / "s" / "tracking"), store)
+    calls: list[int] = []
+    log_batch = writer.client.log_batch
+
+    def counted(run_id, metrics=(), params=(), tags=()):
+        calls.append(len(metrics))
+        return log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    writer.client.log_batch = counted
+    return writer, calls
+
+
+def test_a_writer_behind_merges_one_runs_reports_into_one_call(tmp_path, store):
+    tracker = _pending_journal(tmp_path, reports=450)
+    tracker.end_trial("t1", "FINISHED", {"orch.status": "completed"})
+    tracker.close()
+    writer, calls = _counting_writer(tmp_path, store)
+    assert writer.drain(60)
+    writer.stop()
+    # 450 reports x 2 metrics: 400 reports (800 metrics) per call, then the last 50 with
+    # the trial's end tags; the sweep's params are their own call (another run)
+    assert calls == [0, 800, 100]
+    client = MlflowClient(store)
+    run_id = writer.state.runs[trial_key("t1")]
+    history = client.get_metric_history(run_id, "val/mse")
+    assert [(m.step, m.value) for m in history] == [(s, 2.0 / s) for s in range(1, 451)]
+    assert client.get_run(run_id).data.tags["orch.status"] == "completed"
+    assert writer.state.applied == len(writer.journal)
+
+
+def test_a_rejected_merged_call_is_applied_op_by_op(tmp_path, store):
+    tracker = _pending_journal(tmp_path, reports=2)
+    # MLflow refuses to change a logged param: this op, and only this one, is set aside
+    bad = {"op": "log_batch", "key": trial_key("t1"), "params": [["optim.lr", "0.5"]]}
+    tracker.journal.append(bad)
+    tracker.log_result("t1", {"train/loss": 0.2, "val/mse": 0.4}, 3)
+    tracker.close()
+    writer, calls = _counting_writer(tmp_path, store)
+    assert writer.drain(60)
+    writer.stop()
+    # the sweep's params; the trial's params merged with reports 1-2 (the bad op names
+    # optim.lr again, so a new call starts); it merged with report 3 and rejected; then
+    # one at a time: the bad op's 3 attempts, report 3
+    assert calls == [0, 4, 2, 0, 0, 0, 2]
+    failed = (tmp_path / "s" / "tracking" / "failed.jsonl").read_text().splitlines()
+    assert [json.loads(line)["op"] for line in failed] == [bad]
+    client = MlflowClient(store)
+    run = client.get_run(writer.state.runs[trial_key("t1")])
+    assert run.data.params == {"optim.lr": "0.01"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/mse")] == [1, 2, 3]
