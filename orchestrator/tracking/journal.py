@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -132,6 +133,8 @@ class Journal:
         self._ops: list[dict[str, Any]] = []
         # each op's byte offset in the file and the SHA-1 of its line (see ``mark``)
         self._marks: list[tuple[int, bytes]] = []
+        # when this object appended each op (time.monotonic); 0.0 for ops read from the file
+        self._appended: list[float] = []
         self.created: set[str] = set()  # run keys with a create op
         self.last_step: dict[str, int] = {}  # run key -> highest metric step logged
         self.models: set[str] = set()  # run keys with a logged model (or ``model`` artifacts)
@@ -150,6 +153,7 @@ class Journal:
                 self._note(op)
                 self._ops.append(op)
                 self._marks.append((offset + skip, _digest(line[skip:])))
+                self._appended.append(0.0)
 
     def __len__(self) -> int:
         with self._lock:
@@ -168,8 +172,15 @@ class Journal:
             self._note(op)
             self._ops.append(op)
             self._marks.append((start, _digest(line[:-1])))
+            self._appended.append(time.monotonic())
             self._lock.notify_all()
             return len(self._ops) - 1
+
+    def age(self, seq: int) -> float:
+        """Seconds since this object appended op ``seq`` (infinite for an op it read)."""
+        with self._lock:
+            appended = self._appended[seq]
+        return time.monotonic() - appended if appended else float("inf")
 
     def op(self, seq: int) -> dict[str, Any]:
         """The op numbered ``seq`` (the writer reads one at a time: no copy of a backlog)."""

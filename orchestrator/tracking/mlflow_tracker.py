@@ -82,7 +82,7 @@ class SweepTracker:
         *,
         fsync: bool = True,
     ) -> None:
-        from orchestrator.tracking.writer import JournalWriter
+        from orchestrator.tracking.writer import LINGER_S, JournalWriter
 
         self.uri = uri
         self.experiment = experiment
@@ -99,7 +99,7 @@ class SweepTracker:
         self.resumed = SWEEP_KEY in self.journal.created
         self._running: set[str] = set()  # trial runs started and not ended by this process
         self._system_steps: dict[str, int] = {}  # run key -> system-metric samples logged
-        self.writer = JournalWriter(self.journal, uri).start()
+        self.writer = JournalWriter(self.journal, uri, linger_s=LINGER_S).start()
         SweepTracker._open[str(self.journal_dir)] = self
 
     @classmethod

@@ -63,6 +63,10 @@ MERGEABLE = frozenset({"log_batch", "log_system"})
 #: one merged call's limits, under MLflow's per-batch caps (1000 metrics, 100 params,
 #: 100 tags, 1000 items in all)
 MERGE_METRICS, MERGE_PARAMS, MERGE_TAGS = 800, 100, 100
+#: how long a sweep's writer lets a run's newest reports wait for more to merge with: on a
+#: SQLite store one report per call costs ~1 ms of CPU per metric value, 20 per call
+#: ~0.17 ms; a flush, a stop or any other op ends the wait
+LINGER_S = 1.0
 
 
 class JournalBusyError(RuntimeError):
@@ -77,15 +81,21 @@ class JournalDamagedError(OrchestratorError):
 class JournalWriter:
     """Apply ``journal``'s ops from ``state.applied`` on; ``start()`` runs it in a thread."""
 
-    def __init__(self, journal: Journal, uri: str, max_backoff_s: float = 5.0) -> None:
+    def __init__(
+        self, journal: Journal, uri: str, max_backoff_s: float = 5.0, linger_s: float = 0.0
+    ) -> None:
+        """``linger_s``: how long the background thread lets a run's newest reports wait
+        for more of the same run to merge with (``drain`` never waits)."""
         self.journal = journal
         self.uri = uri
         self.max_backoff_s = max_backoff_s
+        self.linger_s = linger_s
         self.state = JournalState.load(journal.root / STATE_FILE)
         self.uid = journal.root.parent.name  # the sweep folder's name: unique per sweep
         self.last_error: str | None = None
         self.outage_since: float | None = None
         self._stop = threading.Event()
+        self._hurry = threading.Event()  # a flush or stop is waiting: no lingering
         self._thread: threading.Thread | None = None
         self._progress = threading.Condition()
         self._client: Any = None
@@ -127,6 +137,7 @@ class JournalWriter:
         """Wait until every op appended so far is applied; False if ``timeout`` ran out."""
         target = len(self.journal)
         deadline = time.monotonic() + timeout
+        self._hurry.set()
         with self._progress:
             while self.state.applied < target:
                 left = deadline - time.monotonic()
@@ -137,6 +148,7 @@ class JournalWriter:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._hurry.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._lock_file.close()
@@ -153,9 +165,26 @@ class JournalWriter:
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self.pending:
+                self._hurry.clear()  # caught up: what a flush waited for is applied
                 self.journal.wait_for(self.state.applied, timeout=0.5)
                 continue
+            linger = self._linger_left()
+            if linger > 0:
+                self._hurry.wait(linger)
+                continue
             self._step(None)
+
+    def _linger_left(self) -> float:
+        """Seconds the next op may still wait for more of its run's reports to merge with:
+        0 unless it is mergeable, nothing ends its merge yet (no other op follows) and it
+        is younger than ``linger_s``."""
+        if self.linger_s <= 0 or self._hurry.is_set():
+            return 0.0
+        first = self.state.applied
+        _, count = self._merged(first)
+        if first + count < len(self.journal) or self.journal.op(first)["op"] not in MERGEABLE:
+            return 0.0
+        return max(0.0, self.linger_s - self.journal.age(first))
 
     def _step(self, deadline: float | None) -> None:
         first = self.state.applied

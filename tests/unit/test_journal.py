@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -237,3 +238,44 @@ def test_a_rejected_merged_call_is_applied_op_by_op(tmp_path, store):
     run = client.get_run(writer.state.runs[trial_key("t1")])
     assert run.data.params == {"optim.lr": "0.01"}
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/mse")] == [1, 2, 3]
+
+
+def _wait_applied(writer, count, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while writer.state.applied < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return writer.state.applied
+
+
+def test_a_lingering_writer_holds_reports_back_until_a_flush_and_merges_them(tmp_path, store):
+    tracker = _pending_journal(tmp_path, reports=0)  # sweep and trial created, nothing sent
+    tracker.close()
+    journal = Journal(tmp_path / "s" / "tracking")
+    # 30 s of lingering, against waits of at most 20 s below: what arrives in time was
+    # let through by something other than the linger running out
+    writer = JournalWriter(journal, store, linger_s=30.0)
+    calls: list[int] = []
+    log_batch = writer.client.log_batch
+    writer.client.log_batch = lambda run_id, metrics=(), params=(), tags=(): (
+        calls.append(len(metrics)) or log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    )
+    writer.start()
+    created = len(journal)  # the sweep's and trial's creates and params: not held back
+    assert _wait_applied(writer, created, 20) == created
+    for step in (1, 2, 3):
+        journal.append({"op": "log_batch", "key": trial_key("t1"),
+                        "metrics": [["val/mse", 1.0 / step, 0, step]]})  # fmt: skip
+    time.sleep(0.5)
+    assert writer.state.applied == created  # the reports wait for more
+    started = time.monotonic()
+    assert writer.flush(20)
+    assert time.monotonic() - started < 20
+    assert calls[-1] == 3  # the three reports in one call
+    # another kind of op ends the wait at once, and takes the reports before it along
+    journal.append({"op": "log_batch", "key": trial_key("t1"),
+                    "metrics": [["val/mse", 0.25, 0, 4]]})  # fmt: skip
+    journal.append({"op": "set_status", "key": trial_key("t1"), "status": "FINISHED"})
+    assert _wait_applied(writer, len(journal), 20) == len(journal)
+    writer.stop()
+    run = MlflowClient(store).get_run(writer.state.runs[trial_key("t1")])
+    assert run.info.status == "FINISHED" and run.data.metrics["val/mse"] == 0.25
