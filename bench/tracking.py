@@ -17,6 +17,12 @@ is also measured where it is paid, in CPU seconds: the driver process's (this pr
 Tune callbacks, the journal, the writer thread and its MLflow client) and, for the HTTP
 setup, the server's. Their difference to no tracking, divided by the metric values and the
 trials the sweep logged (counted in its journal), is MLflow's cost per metric and per trial.
+That difference of two process totals is itself noisy (Ray's own threads share the
+process), so the tracking code's CPU is also metered directly: ``time.thread_time()``
+around every call of the driver's tracker (its Tune-callback side, journal appends
+included) and around every op the journal writer thread applies to MLflow. Thread CPU time
+does not move with the machine's load the way wall time does; its spread over rounds is
+what this bench resolves, printed as a share of a trial's time (target: 2%).
 
 First, and alone with ``--parts-only`` (seconds, not minutes): what system metrics and
 dataset logging cost by themselves, measured directly: one sample in the trial process
@@ -44,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.config.loader import load_sweep  # noqa: E402
+from orchestrator.tracking.mlflow_tracker import SweepTracker  # noqa: E402
+from orchestrator.tracking.writer import JournalWriter  # noqa: E402
 from orchestrator.tuning.runner import run_sweep  # noqa: E402
 
 SWEEP = """\
@@ -112,12 +120,70 @@ def _trial_seconds(sweep_dir: Path) -> list[float]:
 
 @dataclass
 class Run:
-    """One sweep's measurements: wall s per trial, median trial s, CPU s, metric values."""
+    """One sweep's measurements: wall s per trial, median trial s, CPU s, metric values, and
+    the tracking code's own thread CPU s (driver calls, writer thread)."""
 
     wall: float
     trial: float
     cpu: float
     metrics: int
+    driver_cpu: float = 0.0
+    writer_cpu: float = 0.0
+
+
+class _Meter:
+    """Thread CPU seconds spent inside the tracking code, metered per call.
+
+    The driver side (``SweepTracker``'s methods, called from the Tune callbacks on the
+    driver's main thread; each appends ops to the journal) and the writer side
+    (``JournalWriter._step``: one op applied to MLflow, in the writer's thread) are wrapped
+    with ``time.thread_time()``. A call made from inside a metered call counts once."""
+
+    DRIVER = (
+        "start_sweep", "start_trial", "log_result", "end_trial",
+        "end_running_trials", "end_lost_trials", "log_datasets", "end_sweep",
+        "log_artifact", "log_trial_artifacts", "log_trial_model", "register_best",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds = {"driver": 0.0, "writer": 0.0}
+        self._depth = threading.local()
+
+    def wrap(self, cls: type, name: str, side: str) -> None:
+        import functools
+
+        fn = getattr(cls, name)
+
+        @functools.wraps(fn)
+        def metered(*args: object, **kwargs: object) -> object:
+            depth = getattr(self._depth, "n", 0)
+            self._depth.n = depth + 1
+            started = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth.n = depth
+                if depth == 0:
+                    self.seconds[side] += time.thread_time() - started
+
+        setattr(cls, name, metered)
+
+    def install(self) -> _Meter:
+        for name in self.DRIVER:
+            self.wrap(SweepTracker, name, "driver")
+        self.wrap(JournalWriter, "_step", "writer")
+        return self
+
+    def take(self) -> tuple[float, float]:
+        """The seconds since the last take."""
+        out = (self.seconds["driver"], self.seconds["writer"])
+        self.seconds = {"driver": 0.0, "writer": 0.0}
+        return out
+
+
+_METER = _Meter()
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -170,12 +236,21 @@ def _sweep(
         )
     )
     cpu = time.process_time() + _cpu_s(server)
+    _METER.take()
     started = time.perf_counter()
     summary = run_sweep(load_sweep(path), out=io.StringIO())
     wall = (time.perf_counter() - started) / trials
     cpu = time.process_time() + _cpu_s(server) - cpu
+    driver_cpu, writer_cpu = _METER.take()
     sweep_dir = Path(summary.sweep_dir)
-    return Run(wall, statistics.median(_trial_seconds(sweep_dir)), cpu, _metric_values(sweep_dir))
+    return Run(
+        wall,
+        statistics.median(_trial_seconds(sweep_dir)),
+        cpu,
+        _metric_values(sweep_dir),
+        driver_cpu,
+        writer_cpu,
+    )
 
 
 def _median_s(fn: object, repeat: int) -> float:
@@ -231,14 +306,23 @@ def parts(root: Path) -> None:
     )
 
 
+def _half_width(values: list[float]) -> float:
+    """The half-width of the 95% t-interval of the mean of ``values``."""
+    if len(values) < 2:
+        return float("nan")
+    from scipy import stats
+
+    return float(
+        stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    )
+
+
 def _resolution(ratios: list[float]) -> str:
     """The half-width of the 95% t-interval of the mean per-round ratio: the smallest
     difference to no tracking this run can tell from noise (the target: 2%)."""
     if len(ratios) < 2:
         return "n/a (one round)"
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(ratios) - 1) * statistics.stdev(ratios) / len(ratios) ** 0.5
+    half = _half_width(ratios)
     return f"+-{half:.1%}{'' if half <= 0.02 else ' (> 2%: more rounds)'}"
 
 
@@ -253,6 +337,7 @@ def main() -> None:
         parts(Path(tmp))
     if args.parts_only:
         return
+    _METER.install()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server, url = _server(root)
@@ -263,7 +348,11 @@ def main() -> None:
                 "HTTP server": (True, url),
                 "sqlite, no sys": (True, f"sqlite:///{root}/nosys.db"),
             }
-            _sweep(root, 2, 2, False, setups["no tracking"][1])  # warm-up: Ray, imports
+            # warm-up, every setup once: Ray, imports (MLflow's in the writer's first op),
+            # each store's creation; paid in the first round only, they would be its noise
+            for name, (enabled, uri) in setups.items():
+                pid = server.pid if name == "HTTP server" else None
+                _sweep(root, 1, 2, enabled, uri, 10.0, pid)
             runs: dict[str, list[Run]] = {k: [] for k in setups}
             for _ in range(args.rounds):  # interleaved: drift on the machine hits all alike
                 for name, (enabled, uri) in setups.items():
@@ -311,6 +400,36 @@ def main() -> None:
             f"({per_trial / trial_wall:.2%} of one core over a trial), "
             f"{per_metric:.3f} ms per metric value ({metrics:.0f} values)"
         )
+
+    print(
+        "The tracking code's own thread CPU, metered per call (driver: the tracker's calls "
+        "from the Tune callbacks, journal appends included; writer: ops applied to MLflow), "
+        "mean per round +- the 95% t-interval:"
+    )
+    trial_s = statistics.median(r.trial for r in base_runs)
+    for name, rs in runs.items():
+        if name == "no tracking":
+            continue
+        per_trial = [(r.driver_cpu + r.writer_cpu) / args.trials for r in rs]
+        per_metric = [(r.driver_cpu + r.writer_cpu) / r.metrics * 1e3 for r in rs if r.metrics]
+        share = [v / trial_s for v in per_trial]
+        driver = statistics.mean(r.driver_cpu / args.trials for r in rs)
+        writer = statistics.mean(r.writer_cpu / args.trials for r in rs)
+        half = _half_width(share)
+        # the same seconds are a smaller share of a longer trial: the interval's half-width
+        # in seconds is 2% of a trial this long, the shortest whose 2% this run resolves
+        resolves_from = _half_width(per_trial) / 0.02
+        print(
+            f"  {name:14s} per trial {statistics.mean(per_trial):.3f} s "
+            f"+-{_half_width(per_trial):.3f} (driver {driver:.3f}, writer {writer:.3f}); "
+            f"per metric value {statistics.mean(per_metric):.3f} ms "
+            f"+-{_half_width(per_metric):.3f}; = {statistics.mean(share):.1%} "
+            f"+-{half:.1%} of a {trial_s:.3f} s trial; resolves 2% of a trial from "
+            f"{resolves_from:.2f} s on"
+        )
+    print(
+        "  (the HTTP row's writer CPU is the client's only; the server's is in the CPU rows above)"
+    )
 
 
 if __name__ == "__main__":
