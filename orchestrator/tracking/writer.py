@@ -170,7 +170,9 @@ class JournalWriter:
                 continue
             linger = self._linger_left()
             if linger > 0:
-                self._hurry.wait(linger)
+                # woken by the next op (which may end the merge), else within 0.1 s to see
+                # a flush or stop
+                self.journal.wait_for(len(self.journal), timeout=min(linger, 0.1))
                 continue
             self._step(None)
 

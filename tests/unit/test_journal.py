@@ -271,9 +271,12 @@ def test_a_lingering_writer_holds_reports_back_until_a_flush_and_merges_them(tmp
     assert writer.flush(20)
     assert time.monotonic() - started < 20
     assert calls[-1] == 3  # the three reports in one call
-    # another kind of op ends the wait at once, and takes the reports before it along
+    # another kind of op, appended while a report lingers, ends the wait and takes the
+    # report before it along
     journal.append({"op": "log_batch", "key": trial_key("t1"),
                     "metrics": [["val/mse", 0.25, 0, 4]]})  # fmt: skip
+    time.sleep(0.5)
+    assert writer.state.applied == len(journal) - 1
     journal.append({"op": "set_status", "key": trial_key("t1"), "status": "FINISHED"})
     assert _wait_applied(writer, len(journal), 20) == len(journal)
     writer.stop()
