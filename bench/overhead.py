@@ -81,16 +81,21 @@ class FirstReport(tune.Callback):  # type: ignore[misc]
             self.latency[trial.trial_id] = time.perf_counter() - self.started[trial.trial_id]
 
 
-def _plain_trainable(config: dict[str, Any]) -> None:
-    """The same MLP, data and loss as the orchestrator's regression task, by hand."""
-    epochs = config["epochs"]
+def _data_and_model() -> tuple[tuple[torch.Tensor, ...], torch.nn.Module]:
+    """The regression task's data (train x, y, val x, y) and MLP, by hand."""
     g = torch.Generator().manual_seed(0)
     w = torch.randn(8, 1, generator=g)
     x = torch.randn(320, 8, generator=g)
     y = x @ w + 0.1 * torch.randn(320, 1, generator=g)
-    xt, yt, xv, yv = x[:256], y[:256], x[256:], y[256:]
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    return (x[:256], y[:256], x[256:], y[256:]), model
+
+
+def _plain_trainable(config: dict[str, Any]) -> None:
+    """The same MLP, data and loss as the orchestrator's regression task, by hand."""
+    epochs = config["epochs"]
+    (xt, yt, xv, yv), model = _data_and_model()
     opt = torch.optim.AdamW(model.parameters(), lr=config["optim.lr"], weight_decay=1e-4)
     for _ in range(epochs):
         perm = torch.randperm(256)
@@ -162,15 +167,8 @@ def _ddp_loop(config: dict[str, Any]) -> None:
         return
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    g = torch.Generator().manual_seed(0)
-    w = torch.randn(8, 1, generator=g)
-    x = torch.randn(320, 8, generator=g)
-    y = x @ w + 0.1 * torch.randn(320, 1, generator=g)
-    xt, yt, xv, yv = x[:256], y[:256], x[256:], y[256:]
-    torch.manual_seed(0)
-    model = prepare_model(
-        torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
-    )
+    (xt, yt, xv, yv), mlp = _data_and_model()
+    model = prepare_model(mlp)
     opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=1e-4)
     micro = 32 // world
     for _ in range(config["epochs"]):

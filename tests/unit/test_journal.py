@@ -187,8 +187,10 @@ def _pending_journal(tmp_path, reports: int):
     return tracker
 
 
-def _counting_writer(tmp_path, store):
-    writer = JournalWriter(Journal(tmp_path / "s" / "tracking"), store)
+def _counting_writer(tmp_path, store, linger_s=0.0):
+    """A writer of ``_pending_journal``'s journal and the metric count of each log_batch
+    call it makes."""
+    writer = JournalWriter(Journal(tmp_path / "s" / "tracking"), store, linger_s=linger_s)
     calls: list[int] = []
     log_batch = writer.client.log_batch
 
@@ -250,15 +252,10 @@ def _wait_applied(writer, count, timeout_s):
 def test_a_lingering_writer_holds_reports_back_until_a_flush_and_merges_them(tmp_path, store):
     tracker = _pending_journal(tmp_path, reports=0)  # sweep and trial created, nothing sent
     tracker.close()
-    journal = Journal(tmp_path / "s" / "tracking")
     # 30 s of lingering, against waits of at most 20 s below: what arrives in time was
     # let through by something other than the linger running out
-    writer = JournalWriter(journal, store, linger_s=30.0)
-    calls: list[int] = []
-    log_batch = writer.client.log_batch
-    writer.client.log_batch = lambda run_id, metrics=(), params=(), tags=(): (
-        calls.append(len(metrics)) or log_batch(run_id, metrics=metrics, params=params, tags=tags)
-    )
+    writer, calls = _counting_writer(tmp_path, store, linger_s=30.0)
+    journal = writer.journal
     writer.start()
     created = len(journal)  # the sweep's and trial's creates and params: not held back
     assert _wait_applied(writer, created, 20) == created
